@@ -1,0 +1,1 @@
+"""One package per external system; adapters never import each other."""

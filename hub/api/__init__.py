@@ -1,0 +1,1 @@
+"""HTTP API: external ingest, directory admin, health, metrics, API documents."""

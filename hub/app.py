@@ -1,0 +1,161 @@
+"""The application factory: builds the aiohttp app and runs the hub's lifecycle.
+
+Start-up (cleanup_ctx): database → org tree and demo data → bus (retried until ready) →
+gateway → outbox relay → adapters. Shutdown, each stage time-boxed: stop accepting and
+close WebSockets with the reconnect advice (on_shutdown) → adapters in reverse order →
+relay and background tasks → bus → database engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from hub.api import health, ingest
+from hub.api.errors import error_middleware
+from hub.auth.tokens import TokenVerifier
+from hub.bus import Bus, BusUnavailable
+from hub.bus.memory import MemoryBus
+from hub.config import Settings
+from hub.db.engine import make_engine, make_sessionmaker
+from hub.db.outbox import OutboxRelay
+from hub.gateway.service import Gateway
+from hub.metrics import HubMetrics
+from hub.org.seed import seed
+from hub.publisher import Publisher
+from hub.state import HUB, SETTINGS, Hub
+from hub.tasks import TaskRegistry
+
+log = structlog.get_logger(__name__)
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+BUS_START_MAX_DELAY = 5.0
+PRUNE_INTERVAL = 300.0
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the app; services start when the app starts (``cleanup_ctx``)."""
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.ingest.max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_hub_context)
+    app.on_shutdown.append(_close_websockets)
+    app.router.add_get("/connection/websocket", _websocket)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
+    app.router.add_post("/api/v1/events", ingest.post_event)
+    from hub.api import directory, docs
+
+    directory.add_routes(app)
+    docs.add_routes(app)
+    if WEB_ROOT.is_dir():
+        app.router.add_get("/", _index)
+        app.router.add_static("/static/", WEB_ROOT, show_index=False)
+    return app
+
+
+def make_bus(settings: Settings) -> Bus:
+    """The configured bus backend: Redis when ``redis_url`` is set, else in-process."""
+    node = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
+    if settings.redis_url:
+        from hub.bus.redis import RedisBus
+
+        bus: Bus = RedisBus(settings.redis_url, settings.bus, node=node)
+        bus.set_presence_ttl(settings.gateway.presence_ttl)  # type: ignore[attr-defined]
+        return bus
+    memory = MemoryBus(settings.bus)
+    memory.set_presence_ttl(settings.gateway.presence_ttl)
+    return memory
+
+
+async def _start_bus(bus: Bus) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await bus.start()
+            return
+        except BusUnavailable as err:
+            log.warning("bus not reachable yet, retrying", bus=bus.name, error=str(err))
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, BUS_START_MAX_DELAY)
+
+
+async def _hub_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    url = settings.resolved_database_url()
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    tasks = TaskRegistry()
+    bus = make_bus(settings)
+    publisher = Publisher(bus)
+    verifier = TokenVerifier(
+        settings.jwt_algorithm, settings.jwt_secret.get_secret_value(), settings.jwt_public_key_file
+    )
+    relay = OutboxRelay(
+        sessions, publisher, settings.outbox, skip_locked=not url.startswith("sqlite")
+    )
+    gateway = Gateway(bus, settings.gateway, verifier, publisher, tasks)
+    metrics = HubMetrics()
+    hub = Hub(settings, engine, sessions, bus, publisher, relay, gateway, verifier, tasks, metrics)
+    metrics.bind(hub)
+    app[HUB] = hub
+    try:
+        nodes, users = await seed(
+            sessions, settings.org_tree_file, settings.users_file if settings.demo_data else None
+        )
+        if nodes or users:
+            log.info("directory seeded", org_nodes=nodes, users=users)
+        if settings.using_dev_secret:
+            log.warning("using the development JWT secret: set HUB_JWT_SECRET in production")
+        await _start_bus(bus)
+        await gateway.start()
+        if settings.outbox.enabled:
+            tasks.spawn(relay.run(), name="outbox relay")
+        tasks.spawn(_prune_loop(hub), name="ingest prune")
+        for adapter in hub.adapters:
+            await adapter.start()
+        log.info("hub started", bus=bus.name, database=engine.dialect.name)
+        yield
+    finally:
+        timeout = settings.shutdown_timeout
+        for adapter in reversed(hub.adapters):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(adapter.stop(), timeout)
+        await tasks.close(timeout)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(bus.stop(), timeout)
+        await engine.dispose()
+        log.info("hub stopped")
+
+
+async def _close_websockets(app: web.Application) -> None:
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.gateway.close_clients()
+
+
+async def _prune_loop(hub: Hub) -> None:
+    while True:
+        await asyncio.sleep(PRUNE_INTERVAL)
+        try:
+            await ingest.prune(hub)
+        except Exception:
+            log.warning("pruning ingest bookkeeping failed", exc_info=True)
+
+
+async def _websocket(request: web.Request) -> web.StreamResponse:
+    return await request.app[HUB].gateway.handle(request)
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_ROOT / "index.html")

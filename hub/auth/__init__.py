@@ -1,0 +1,1 @@
+"""Identities: JWT user tokens and the permission rules over channels."""

@@ -1,0 +1,143 @@
+"""The ``hub`` command: serve, db upgrade, token, tail."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+from typing import Any
+
+from hub.config import Settings, load_settings
+
+CONSOLE_USER = "admin"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hub`` console script."""
+    parser = argparse.ArgumentParser(prog="hub", description="Grid Hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the hub")
+    serve.add_argument("--host", help="bind address (default from config)")
+    serve.add_argument("--port", type=int, help="port (default from config)")
+
+    db = sub.add_parser("db", help="database migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="migrate to the latest schema")
+    down = db_sub.add_parser("downgrade", help="migrate back to a revision")
+    down.add_argument("revision")
+    db_sub.add_parser("current", help="show the current revision")
+
+    token = sub.add_parser("token", help="mint a development token")
+    token.add_argument("--user", required=True)
+    token.add_argument("--org", required=True, help="org path, e.g. d01.s01")
+    token.add_argument("--roles", required=True, help="comma-separated roles")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds")
+
+    tail = sub.add_parser("tail", help="print live events of a channel")
+    tail.add_argument("--channel", required=True, help="e.g. org:d01")
+    tail.add_argument("--url", help="hub base URL (default from config)")
+    tail.add_argument("--token", help="token (default: a development admin token)")
+    tail.add_argument("--count", type=int, default=0, help="stop after N events (0: never)")
+
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.command == "serve":
+        return _serve(settings, args)
+    if args.command == "db":
+        return _db(settings, args)
+    if args.command == "token":
+        return _token(settings, args)
+    if args.command == "tail":
+        from hub.tail import tail as run_tail
+
+        return asyncio.run(run_tail(settings, args.channel, args.url, args.token, args.count))
+    return 2
+
+
+def _serve(settings: Settings, args: Any) -> int:
+    from aiohttp import web
+
+    from hub.app import create_app
+    from hub.logs import configure_logging
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    _raise_fd_limit()
+    app = create_app(settings)
+    if settings.demo_data:
+        app.on_startup.append(lambda _app: _print_welcome(settings))
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        backlog=4096,
+        access_log=None,
+    )
+    return 0
+
+
+async def _print_welcome(settings: Settings) -> None:
+    from hub.auth.tokens import mint_token
+
+    token = mint_token(
+        settings.jwt_secret.get_secret_value(),
+        user=CONSOLE_USER,
+        org="d01",
+        roles=["admin", "leader", "dispatcher"],
+        ttl=settings.jwt_ttl,
+    )
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(
+        f"\nGrid Hub is running.\n  Console:  http://{host}:{settings.port}/\n"
+        f"  Login token ({CONSOLE_USER}, district d01):\n  {token}\n",
+        flush=True,
+    )
+
+
+def _db(settings: Settings, args: Any) -> int:
+    from hub.db import migrate
+
+    url = settings.resolved_database_url()
+    if args.db_command == "upgrade":
+        migrate.upgrade(url)
+        print("database is at the latest schema")
+    elif args.db_command == "downgrade":
+        migrate.downgrade(url, args.revision)
+    else:
+        migrate.current(url)
+    return 0
+
+
+def _token(settings: Settings, args: Any) -> int:
+    from hub.auth.tokens import mint_token
+
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    try:
+        token = mint_token(
+            settings.jwt_secret.get_secret_value(),
+            user=args.user,
+            org=args.org,
+            roles=roles,
+            ttl=args.ttl or settings.jwt_ttl,
+        )
+    except ValueError as err:
+        print(f"hub token: {err}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

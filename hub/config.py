@@ -1,0 +1,169 @@
+"""Typed settings: ``HUB_*`` environment variables over a TOML file, over embedded defaults.
+
+Every knob the hub reads is declared here, with its default and a one-line description;
+README.md's configuration reference is generated from this module (``hub config-doc``).
+Nested groups are set from the environment with a double underscore, e.g.
+``HUB_GATEWAY__PING_INTERVAL=10``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "hub.toml"
+DEV_JWT_SECRET = "grid-hub-development-secret-change-me"
+
+
+class GatewaySettings(BaseModel):
+    """WebSocket gateway limits and timers."""
+
+    max_frame_bytes: int = Field(65536, description="Largest inbound WebSocket message (bytes).")
+    ping_interval: float = Field(25.0, description="Seconds between server pings.")
+    pong_timeout: float = Field(10.0, description="Seconds a client has to answer a ping.")
+    stale_timeout: float = Field(10.0, description="Seconds to send connect before close.")
+    queue_high_water: int = Field(
+        256 * 1024, description="Outbound bytes above which a client counts as slow."
+    )
+    queue_max_bytes: int = Field(
+        4 * 1024 * 1024, description="Outbound bytes at which a client is dropped at once."
+    )
+    slow_timeout: float = Field(
+        5.0, description="Seconds a client may stay above the high-water mark."
+    )
+    max_channels: int = Field(128, description="Subscriptions allowed per connection.")
+    max_connections: int = Field(20000, description="Connections allowed per hub process.")
+    history_limit: int = Field(
+        1000, description="Most publications returned by one history or recovery."
+    )
+    presence_ttl: float = Field(60.0, description="Seconds a presence entry lives unrefreshed.")
+
+
+class BusSettings(BaseModel):
+    """Channel history and Redis keys."""
+
+    history_size: int = Field(1000, description="Publications kept per channel.")
+    history_ttl: int = Field(3600, description="Seconds a channel's history is kept.")
+    meta_ttl: int = Field(
+        7 * 24 * 3600, description="Seconds a channel's epoch and offset outlive activity."
+    )
+    redis_prefix: str = Field("hub", description="Prefix of every Redis key the hub writes.")
+    reconnect_max_delay: float = Field(
+        5.0, description="Longest wait between Redis reconnect attempts."
+    )
+
+
+class ApiKey(BaseModel):
+    """An external system allowed to push events."""
+
+    id: str
+    name: str
+    secret: SecretStr
+    org: str = Field(description="Org subtree this system may publish into.")
+
+
+class IngestSettings(BaseModel):
+    """External ingest (``POST /api/v1/events``)."""
+
+    signature_window: int = Field(300, description="Seconds a signed request stays valid.")
+    max_body_bytes: int = Field(65536, description="Largest accepted request body.")
+    idempotency_ttl: int = Field(24 * 3600, description="Seconds an Idempotency-Key is kept.")
+
+
+class OutboxSettings(BaseModel):
+    """The transactional outbox relay."""
+
+    poll_interval: float = Field(1.0, description="Seconds between relay sweeps when idle.")
+    batch_size: int = Field(200, description="Outbox rows published per sweep.")
+    enabled: bool = Field(True, description="Run the relay in this process.")
+    retry_max_delay: float = Field(10.0, description="Longest back-off after a failed publish.")
+
+
+class Settings(BaseSettings):
+    """All hub settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    host: str = Field("127.0.0.1", description="Address the HTTP/WebSocket server binds.")
+    port: int = Field(8000, description="Port of the HTTP/WebSocket server.")
+    node_name: str = Field("", description="Name of this hub process (default: host:pid).")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///var/hub.db",
+        description="SQLAlchemy async URL (sqlite+aiosqlite or postgresql+asyncpg).",
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL for the bus; empty: in-process memory bus."
+    )
+    jwt_secret: SecretStr = Field(
+        SecretStr(DEV_JWT_SECRET), description="HS256 secret for user tokens."
+    )
+    jwt_algorithm: Literal["HS256", "RS256"] = Field("HS256", description="Token algorithm.")
+    jwt_public_key_file: Path | None = Field(None, description="PEM public key for RS256 tokens.")
+    jwt_ttl: int = Field(12 * 3600, description="Lifetime of tokens minted by the hub (s).")
+    org_tree_file: Path = Field(
+        PROJECT_ROOT / "config" / "org_tree.json", description="Org tree loaded at start."
+    )
+    users_file: Path | None = Field(
+        PROJECT_ROOT / "config" / "demo_users.json",
+        description="Users seeded at start (demo data); empty: none.",
+    )
+    demo_data: bool = Field(True, description="Seed the demo org tree and users.")
+    log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
+    log_level: str = Field("INFO", description="Log level.")
+    shutdown_timeout: float = Field(10.0, description="Seconds each shutdown stage may take.")
+    api_keys: list[ApiKey] = Field(default_factory=list, description="External systems.")
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)  # type: ignore[arg-type]
+    bus: BusSettings = Field(default_factory=BusSettings)  # type: ignore[arg-type]
+    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("HUB_CONFIG", str(DEFAULT_CONFIG_FILE)))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def using_dev_secret(self) -> bool:
+        """True while the shipped development JWT secret is in use."""
+        return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+
+    def resolved_database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored at the project root."""
+        url = self.database_url
+        prefix = "sqlite+aiosqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rel = url[len(prefix) :]
+            if rel and rel != ":memory:":
+                path = PROJECT_ROOT / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                return prefix + str(path)
+        return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings; keyword overrides win over environment and file (used by tests)."""
+    return Settings(**overrides)

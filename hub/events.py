@@ -1,0 +1,125 @@
+"""Typed event classes: the one place every event type and its data schema is declared.
+
+The AsyncAPI document and the ingest validator are generated from ``EVENT_TYPES``, so the
+documentation cannot drift from what the hub accepts and publishes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocols.envelope import Envelope
+
+
+class EventData(BaseModel):
+    """Base of every event's ``data``: strict about unknown fields, sizes bounded."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=4000)
+
+    type: ClassVar[str]
+    summary: ClassVar[str]
+    external: ClassVar[bool] = False  # may external systems push it via POST /api/v1/events?
+
+    def envelope(self, *, source: str, org: str, subject: str | None = None) -> Envelope:
+        """Wrap this data in an envelope."""
+        return Envelope(
+            type=self.type,
+            source=source,
+            org=org,
+            subject=subject,
+            data=self.model_dump(mode="json", exclude_none=True),
+        )
+
+
+class GeoPoint(BaseModel):
+    """A WGS-84 point with an optional address."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    address: str | None = Field(None, max_length=200)
+
+
+class MessagePosted(EventData):
+    """A short message a dispatcher posted to an org channel from the console."""
+
+    type: ClassVar[str] = "message.posted"
+    summary: ClassVar[str] = "A console user posted a message to an org channel."
+
+    text: str = Field(min_length=1, max_length=2000)
+    author: str | None = Field(None, max_length=128, description="Set by the hub.")
+
+
+class AlertRaised(EventData):
+    """An alert an external system (another department, an alarm platform) pushed."""
+
+    type: ClassVar[str] = "alert.raised"
+    summary: ClassVar[str] = "An external system raised an alert about an org node."
+    external: ClassVar[bool] = True
+
+    title: str = Field(min_length=1, max_length=200)
+    level: Literal["info", "warning", "critical"] = "info"
+    description: str | None = Field(None, max_length=4000)
+    location: GeoPoint | None = None
+    external_ref: str | None = Field(None, max_length=128)
+
+
+class Announcement(EventData):
+    """A system-wide or org-wide announcement pushed by an external system."""
+
+    type: ClassVar[str] = "announcement.published"
+    summary: ClassVar[str] = "An announcement for everyone in an org subtree."
+    external: ClassVar[bool] = True
+
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=4000)
+
+
+class UserChanged(EventData):
+    """The user directory changed (admin REST)."""
+
+    type: ClassVar[str] = "directory.user_changed"
+    summary: ClassVar[str] = "A user was created, updated or deactivated."
+
+    user_id: str
+    action: Literal["created", "updated", "deactivated"]
+
+
+class OrgNodeChanged(EventData):
+    """The org tree changed (admin REST)."""
+
+    type: ClassVar[str] = "directory.org_changed"
+    summary: ClassVar[str] = "An org node was created or renamed."
+
+    path: str
+    action: Literal["created", "updated"]
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    cls.type: cls for cls in (MessagePosted, AlertRaised, Announcement, UserChanged, OrgNodeChanged)
+}
+
+
+class EventValidationError(ValueError):
+    """Event data that does not match its type's schema."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
+
+
+def parse_event_data(event_type: str, data: Any, *, external: bool) -> EventData:
+    """Validate ``data`` against the schema of ``event_type``."""
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None or (external and not cls.external):
+        raise EventValidationError(f"unknown event type {event_type[:64]!r}")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        details = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in err.errors()
+        ]
+        raise EventValidationError("event data does not match its schema", details) from err

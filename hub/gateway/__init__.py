@@ -1,0 +1,1 @@
+"""The WebSocket gateway: Centrifugo client protocol over aiohttp, channel fan-out."""

@@ -1,0 +1,118 @@
+"""Prometheus metrics. Hot-path counts are plain integers on the services, read at scrape
+time by a collector, so a delivery costs no lock."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from hub.state import Hub
+
+
+class HubMetrics:
+    """A registry per hub (tests run several hubs in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._hub: Hub | None = None
+        self._outbox_pending = 0
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
+        self.ingest_accepted = 0
+        self.ingest_rejected: dict[str, int] = {}
+
+    def bind(self, hub: Hub) -> None:
+        """Start exporting the hub's counters."""
+        self._hub = hub
+        self.registry.register(_HubCollector(self))
+
+    async def refresh(self) -> None:
+        """Read values that need I/O (outbox backlog) before a scrape."""
+        if self._hub is not None:
+            try:
+                self._outbox_pending = await self._hub.relay.pending()
+            except Exception:
+                self._outbox_pending = -1
+
+    def reject(self, code: str) -> None:
+        """Count a rejected ingest request by error code."""
+        self.ingest_rejected[code] = self.ingest_rejected.get(code, 0) + 1
+
+
+class _HubCollector(Collector):
+    def __init__(self, metrics: HubMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        hub = self._m._hub
+        if hub is None:
+            return
+        node = hub.gateway.node
+        yield GaugeMetricFamily(
+            "hub_ws_connections", "Open WebSocket connections.", value=len(node.connections)
+        )
+        yield GaugeMetricFamily(
+            "hub_ws_subscriptions",
+            "Channel subscriptions of open connections.",
+            value=sum(len(c.subs) for c in node.connections),
+        )
+        yield GaugeMetricFamily(
+            "hub_channels_local", "Channels with local subscribers.", value=len(node.channels)
+        )
+        yield CounterMetricFamily(
+            "hub_publications", "Publications sent to the bus.", value=hub.publisher.published
+        )
+        yield CounterMetricFamily(
+            "hub_publications_delivered",
+            "Publications received from the bus and fanned out locally.",
+            value=node.publications_delivered,
+        )
+        yield CounterMetricFamily(
+            "hub_deliveries", "Messages written to client sockets.", value=node.deliveries
+        )
+        yield CounterMetricFamily(
+            "hub_slow_disconnects",
+            "Clients disconnected for not reading fast enough.",
+            value=node.slow_disconnects,
+        )
+        yield CounterMetricFamily(
+            "hub_channel_resyncs",
+            "Times a channel lost continuity and its subscribers were told to resync.",
+            value=node.resyncs,
+        )
+        yield CounterMetricFamily(
+            "hub_protocol_errors",
+            "Connections closed for malformed protocol frames.",
+            value=hub.gateway.protocol_errors,
+        )
+        yield GaugeMetricFamily(
+            "hub_ws_queue_bytes",
+            "Bytes queued in client connections' outbound buffers.",
+            value=node.queued_bytes(),
+        )
+        yield GaugeMetricFamily(
+            "hub_outbox_pending",
+            "Outbox events committed but not yet published.",
+            value=self._m._outbox_pending,
+        )
+        yield CounterMetricFamily(
+            "hub_outbox_published", "Outbox events published.", value=hub.relay.published
+        )
+        yield GaugeMetricFamily(
+            "hub_bus_ready", "1 while the bus is connected and listening.", value=int(hub.bus.ready)
+        )
+        yield CounterMetricFamily(
+            "hub_ingest_accepted",
+            "External events accepted.",
+            value=self._m.ingest_accepted,
+        )
+        rejected = CounterMetricFamily(
+            "hub_ingest_rejected", "External requests rejected, by code.", labels=["code"]
+        )
+        for code, count in sorted(self._m.ingest_rejected.items()):
+            rejected.add_metric([code], count)
+        yield rejected

@@ -1,0 +1,55 @@
+"""The hub's running services, kept on the aiohttp app under a typed key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hub.auth.tokens import TokenVerifier
+from hub.bus import Bus
+from hub.config import Settings
+from hub.db.outbox import OutboxRelay
+from hub.gateway.service import Gateway
+from hub.metrics import HubMetrics
+from hub.publisher import Publisher
+from hub.tasks import TaskRegistry
+
+
+class Adapter(Protocol):
+    """An integration with an external system (ARCHITECTURE.md, CONVENTIONS.md)."""
+
+    name: str
+
+    @property
+    def ready(self) -> bool:
+        """Connected and working (feeds /readyz)."""
+
+    async def start(self) -> None:
+        """Return once connected, or raise NotReadyError (the hub retries with backoff)."""
+
+    async def stop(self) -> None:
+        """Stop; safe to call twice."""
+
+
+@dataclass
+class Hub:
+    """Everything one hub process runs."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: Bus
+    publisher: Publisher
+    relay: OutboxRelay
+    gateway: Gateway
+    verifier: TokenVerifier
+    tasks: TaskRegistry
+    metrics: HubMetrics
+    adapters: list[Adapter] = field(default_factory=list)
+
+
+HUB = web.AppKey("hub", Hub)
+SETTINGS = web.AppKey("settings", Settings)

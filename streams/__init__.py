@@ -1,0 +1,1 @@
+"""The media plane (camera ingest, WebRTC). Imports protocols/, never hub/."""

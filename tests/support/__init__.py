@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (private servers, waiting on conditions)."""

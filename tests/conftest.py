@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,20 @@ def postgres_database() -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
-    upgrade(url)
+    # This session fixture may first be requested from inside a running event loop (an
+    # async fixture): do the blocking set-up on a thread of its own.
+    in_thread(lambda: asyncio.run(admin(f'CREATE DATABASE "{name}"')))
+    in_thread(lambda: upgrade(url))
     yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    in_thread(lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+
+
+def in_thread(fn: Callable[[], object]) -> None:
+    """Run blocking ``fn`` on a separate thread and wait for it."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(fn).result()
 
 
 @dataclass

@@ -99,10 +99,10 @@ class HubProcess:
     def start(self, **extra_env: str) -> None:
         """Start the process (does not wait for readiness)."""
         env = dict(self.env, HUB_PORT=str(self.port), HUB_HOST="127.0.0.1", **extra_env)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve"], env=env, stdout=log, stderr=log, cwd=REPO
-        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub", "serve"], env=env, stdout=log, stderr=log, cwd=REPO
+            )
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Poll /readyz until 200 (a cross-process condition: polling is the way)."""

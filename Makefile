@@ -1,0 +1,43 @@
+# Grid Hub. `make run` starts the hub on embedded defaults with demo data;
+# `make test` installs, starts any of PostgreSQL/Redis/Mosquitto that is down, runs the suite.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck unit services bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/hub db upgrade
+	$(BIN)/hub serve
+
+services:
+	@bash .ci/ensure-services
+
+lint: install
+	$(BIN)/ruff check hub protocols adapters streams tests
+	$(BIN)/ruff format --check hub protocols adapters streams tests
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install services lint typecheck
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+bench: install services
+	$(BIN)/python -m tests.bench.fanout
+
+clean:
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     tail.add_argument("--token", help="token (default: a development admin token)")
     tail.add_argument("--count", type=int, default=0, help="stop after N events (0: never)")
 
+    sub.add_parser("config-doc", help="print the configuration reference (Markdown)")
+
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "serve":
@@ -49,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         return _db(settings, args)
     if args.command == "token":
         return _token(settings, args)
+    if args.command == "config-doc":
+        from hub.config_doc import reference
+
+        print(reference())
+        return 0
     if args.command == "tail":
         from hub.tail import tail as run_tail
 

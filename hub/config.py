@@ -126,10 +126,10 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level.")
     shutdown_timeout: float = Field(10.0, description="Seconds each shutdown stage may take.")
     api_keys: list[ApiKey] = Field(default_factory=list, description="External systems.")
-    gateway: GatewaySettings = Field(default_factory=GatewaySettings)  # type: ignore[arg-type]
-    bus: BusSettings = Field(default_factory=BusSettings)  # type: ignore[arg-type]
-    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
-    outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,7 @@ from pydantic.fields import FieldInfo
 
 from hub.config import PROJECT_ROOT, Settings
 
+
 def reference() -> str:
     """The table of every setting: environment variable, default, description."""
     rows = ["| variable | default | description |", "| --- | --- | --- |"]

@@ -10,6 +10,7 @@ by event id. On PostgreSQL several hub processes may run the relay: rows are cla
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 from collections.abc import Iterable
@@ -103,10 +104,8 @@ class OutboxRelay:
                 await self._cleanup()
             if more:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval)
-            except TimeoutError:
-                pass
 
     async def relay_once(self) -> bool:
         """Publish one batch; True when more rows may be waiting."""

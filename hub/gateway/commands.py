@@ -106,7 +106,8 @@ class Dispatcher:
             return
         follow: list[bytes] = []
         if isinstance(result, Reply):
-            result, follow = result.result, result.follow
+            follow = result.follow
+            result = result.result
         if cmd.id and result is not None:
             conn.send(orjson.dumps({"id": cmd.id, cmd.method: result}))
         for message in follow:

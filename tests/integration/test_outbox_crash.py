@@ -23,7 +23,9 @@ async def _outbox_rows(database_url: str, event_id: str) -> list[OutboxEvent]:
     engine = make_engine(database_url)
     try:
         async with make_sessionmaker(engine)() as session:
-            rows = await session.scalars(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
+            rows = await session.scalars(
+                select(OutboxEvent).where(OutboxEvent.event_id == event_id)
+            )
             return list(rows)
     finally:
         await engine.dispose()

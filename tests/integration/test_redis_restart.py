@@ -18,8 +18,8 @@ from centrifuge import (
 )
 
 from tests.conftest import RunningHub, start_hub
-from tests.support.clients import alert, post_event, sdk_client
 from tests.support.clients import Recorder as ClientRecorder
+from tests.support.clients import alert, post_event, sdk_client
 from tests.support.hubs import make_settings, token
 from tests.support.redis_server import RedisServer, private_redis
 

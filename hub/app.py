@@ -67,15 +67,15 @@ def create_app(settings: Settings) -> web.Application:
 def make_bus(settings: Settings) -> Bus:
     """The configured bus backend: Redis when ``redis_url`` is set, else in-process."""
     node = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
+    bus: Bus
     if settings.redis_url:
         from hub.bus.redis import RedisBus
 
-        bus: Bus = RedisBus(settings.redis_url, settings.bus, node=node)
-        bus.set_presence_ttl(settings.gateway.presence_ttl)  # type: ignore[attr-defined]
-        return bus
-    memory = MemoryBus(settings.bus)
-    memory.set_presence_ttl(settings.gateway.presence_ttl)
-    return memory
+        bus = RedisBus(settings.redis_url, settings.bus, node=node)
+    else:
+        bus = MemoryBus(settings.bus)
+    bus.set_presence_ttl(settings.gateway.presence_ttl)
+    return bus
 
 
 async def _start_bus(bus: Bus) -> None:

@@ -106,6 +106,11 @@ class _HubCollector(Collector):
             "hub_bus_ready", "1 while the bus is connected and listening.", value=int(hub.bus.ready)
         )
         yield CounterMetricFamily(
+            "hub_bus_malformed_messages",
+            "Live-feed messages from the bus that could not be parsed.",
+            value=getattr(hub.bus, "malformed_messages", 0),
+        )
+        yield CounterMetricFamily(
             "hub_ingest_accepted",
             "External events accepted.",
             value=self._m.ingest_accepted,

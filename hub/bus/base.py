@@ -78,6 +78,10 @@ class Bus(ABC):
         """Backend name for logs and /readyz."""
 
     @abstractmethod
+    def set_presence_ttl(self, ttl: float) -> None:
+        """Seconds a presence entry lives without a refresh."""
+
+    @abstractmethod
     async def start(self) -> None:
         """Connect; returns once ready, or raises BusUnavailable."""
 
@@ -89,8 +93,10 @@ class Bus(ABC):
     async def publish(self, channel: str, data: bytes) -> StreamPosition:
         """Append to the channel's history and deliver to every node that listens.
 
-        Atomic: either the publication has an offset and is in history, or BusUnavailable
-        is raised and nothing happened.
+        Atomic inside the backend: the offset, the history entry and the live delivery
+        happen together or not at all. On BusUnavailable the outcome is unknown (a
+        request may have reached Redis before the connection failed): a retry may publish
+        twice, which is why every consumer deduplicates by event id.
         """
 
     @abstractmethod

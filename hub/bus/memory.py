@@ -17,7 +17,7 @@ class _Stream:
     epoch: str
     offset: int = 0
     touched: float = field(default_factory=time.monotonic)
-    items: deque[tuple[float, Publication]] = field(default_factory=deque)
+    items: deque[Publication] = field(default_factory=deque)
 
 
 class MemoryBus(Bus):
@@ -61,19 +61,20 @@ class MemoryBus(Bus):
         return stream
 
     def _trim(self, stream: _Stream, now: float) -> None:
-        ttl = self._settings.history_ttl
-        while stream.items and (
-            len(stream.items) > self._settings.history_size or now - stream.items[0][0] > ttl
-        ):
+        # As in Redis: the whole history expires history_ttl after the last publication.
+        if now - stream.touched > self._settings.history_ttl:
+            stream.items.clear()
+        while len(stream.items) > self._settings.history_size:
             stream.items.popleft()
 
     async def publish(self, channel: str, data: bytes) -> StreamPosition:
         stream = self._stream(channel)
         now = time.monotonic()
+        self._trim(stream, now)
         stream.offset += 1
         stream.touched = now
         pub = Publication(channel=channel, offset=stream.offset, epoch=stream.epoch, data=data)
-        stream.items.append((now, pub))
+        stream.items.append(pub)
         self._trim(stream, now)
         if channel in self._listening:
             self._on_publication(pub)
@@ -88,11 +89,11 @@ class MemoryBus(Bus):
         if limit <= 0:
             return HistoryResult([], position)
         if since is None:
-            pubs = [pub for _, pub in stream.items][-limit:]
+            pubs = list(stream.items)[-limit:]
         elif since.epoch != stream.epoch:
             pubs = []
         else:
-            pubs = [pub for _, pub in stream.items if pub.offset > since.offset][:limit]
+            pubs = [pub for pub in stream.items if pub.offset > since.offset][:limit]
         return HistoryResult(pubs, position)
 
     async def add_channel(self, channel: str) -> None:

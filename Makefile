@@ -5,16 +5,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+DEV    := $(VENV)/.installed-dev-stamp
 
-.PHONY: install run test lint typecheck unit services bench clean
+.PHONY: install install-dev run test lint typecheck unit services bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e .
 	@touch $(STAMP)
 
+$(DEV): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $(DEV)
+
 install: $(STAMP)
+
+install-dev: $(DEV)
 
 run: install
 	$(BIN)/hub db upgrade
@@ -23,20 +30,20 @@ run: install
 services:
 	@bash .ci/ensure-services
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check hub protocols adapters streams tests
 	$(BIN)/ruff format --check hub protocols adapters streams tests
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-test: install services lint typecheck
+test: install-dev services lint typecheck
 	$(BIN)/pytest
 
-unit: install
+unit: install-dev
 	$(BIN)/pytest tests/unit
 
-bench: install services
+bench: install-dev services
 	$(BIN)/python -m tests.bench.fanout
 
 clean:

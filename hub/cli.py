@@ -77,15 +77,23 @@ def _serve(settings: Settings, args: Any) -> int:
     app = create_app(settings)
     if settings.demo_data:
         app.on_startup.append(lambda _app: _print_welcome(settings))
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        shutdown_timeout=settings.shutdown_timeout,
-        backlog=4096,
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            shutdown_timeout=settings.shutdown_timeout,
+            backlog=4096,
+            access_log=None,
+        )
+    except OSError as err:
+        print(
+            f"hub serve: cannot listen on {settings.host}:{settings.port} ({err.strerror}); "
+            "pick another port with --port or HUB_PORT",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -147,7 +147,7 @@ def decode_command(line: bytes) -> Command:
     if not isinstance(obj, dict):
         raise ProtocolError("command must be a JSON object")
     cmd_id = obj.get("id", 0)
-    if isinstance(cmd_id, bool) or not isinstance(cmd_id, int) or cmd_id < 0 or cmd_id > 2**32:
+    if isinstance(cmd_id, bool) or not isinstance(cmd_id, int) or cmd_id < 0 or cmd_id >= 2**32:
         raise ProtocolError("command id must be a non-negative 32-bit integer")
     methods = [key for key in obj if key != "id"]
     if not methods:

@@ -27,7 +27,7 @@ def validate_org_path(path: str) -> str:
     if len(segments) > ORG_MAX_DEPTH:
         raise EnvelopeError(f"org path deeper than {ORG_MAX_DEPTH} levels")
     for segment in segments:
-        if not ORG_SEGMENT.match(segment):
+        if not ORG_SEGMENT.fullmatch(segment):
             raise EnvelopeError(f"bad org path segment {segment!r}")
     return path
 

@@ -161,6 +161,10 @@ class Node:
                     del self.channels[channel]
                 raise
             state.ready.set_result(None)
+            if not state.subscribers and self.channels.get(channel) is state:
+                # Everyone left while the bus was subscribing: release it again.
+                del self.channels[channel]
+                self.tasks.spawn(self._release_channel(channel), name=f"unlisten {channel}")
             return state
         state.subscribers[conn] = None
         if state.ready is not None and not state.ready.done():

@@ -1,0 +1,112 @@
+"""The catalogue of API error codes: one place, used by the OpenAPI document and the docs.
+
+Every error the HTTP API returns has the body ``{"error": {"code", "message", "details"?}}``
+(hub/api/errors.py). ``code`` is one of the keys of ``ERROR_CODES``; a test checks that
+every code raised in ``hub/`` is listed here, so the list cannot fall behind the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """An error code's HTTP status and what it means for the caller."""
+
+    status: int
+    description: str
+
+
+ERROR_CODES: dict[str, ErrorCode] = {
+    # -- any endpoint ---------------------------------------------------------------------
+    "request.bad": ErrorCode(400, "The request is malformed."),
+    "request.invalid_json": ErrorCode(400, "The body is not valid JSON."),
+    "request.invalid_query": ErrorCode(
+        400, "A query parameter is malformed or out of range (see details)."
+    ),
+    "request.too_large": ErrorCode(413, "The body is over the size limit."),
+    "request.unsupported_media_type": ErrorCode(415, "The body's content type is not accepted."),
+    "not_found": ErrorCode(404, "No such endpoint."),
+    "method_not_allowed": ErrorCode(405, "The endpoint does not accept this method."),
+    "internal": ErrorCode(500, "An unexpected server error; it has been logged."),
+    "service.unavailable": ErrorCode(503, "A backend (database, bus) is unreachable; retry."),
+    "config.invalid": ErrorCode(500, "The hub's configuration is inconsistent (start-up)."),
+    # -- user authentication (Authorization: Bearer <JWT>) --------------------------------
+    "auth.required": ErrorCode(401, "No `Authorization: Bearer <token>` header."),
+    "auth.invalid_token": ErrorCode(401, "The token is malformed, badly signed or lacks claims."),
+    "auth.token_expired": ErrorCode(401, "The token has expired; get a new one."),
+    "auth.forbidden": ErrorCode(
+        403, "The caller lacks the role, or the target lies outside the caller's org subtree."
+    ),
+    # -- external ingest (POST /api/v1/events) --------------------------------------------
+    "auth.missing": ErrorCode(401, "X-Api-Key, X-Timestamp or X-Signature is missing."),
+    "auth.unknown_key": ErrorCode(401, "X-Api-Key names no configured API key."),
+    "auth.bad_timestamp": ErrorCode(401, "X-Timestamp is not Unix seconds."),
+    "auth.stale_timestamp": ErrorCode(
+        401, "X-Timestamp is outside the signature window (too old or in the future)."
+    ),
+    "auth.bad_signature": ErrorCode(401, "X-Signature does not match the timestamp and body."),
+    "auth.replayed": ErrorCode(
+        409, "This exact signed request was already used; sign every attempt anew."
+    ),
+    "auth.org_forbidden": ErrorCode(403, "The API key may not publish to this org node."),
+    "request.bad_idempotency_key": ErrorCode(400, "Idempotency-Key must be 1–128 characters."),
+    "idempotency.conflict": ErrorCode(
+        409, "The Idempotency-Key was already used with a different body."
+    ),
+    "request.conflict": ErrorCode(409, "A concurrent request conflicted with this one; retry."),
+    "event.invalid": ErrorCode(
+        422,
+        "Unknown or internal-only event type, or the body or event data does not match the "
+        "schema (see details).",
+    ),
+    "event.unknown_org": ErrorCode(422, "The event's org node does not exist."),
+    # -- directory (org tree and users) ---------------------------------------------------
+    "org.not_found": ErrorCode(404, "No org node with this path."),
+    "org.exists": ErrorCode(409, "An org node with this path already exists."),
+    "org.invalid": ErrorCode(
+        422, "The org node does not validate, or its level is not the one below its parent."
+    ),
+    "org.unknown_parent": ErrorCode(422, "The new node's parent does not exist."),
+    "user.not_found": ErrorCode(404, "No user with this id."),
+    "user.exists": ErrorCode(409, "A user with this id already exists."),
+    "user.invalid": ErrorCode(422, "The user does not validate (see details)."),
+}
+
+BEARER_CODES = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")
+"""What any Bearer-authenticated endpoint may answer."""
+
+
+def codes_by_status(codes: Iterable[str]) -> dict[int, list[str]]:
+    """Group codes by their HTTP status (for an operation's responses)."""
+    grouped: dict[int, list[str]] = {}
+    for code in codes:
+        grouped.setdefault(ERROR_CODES[code].status, []).append(code)
+    return dict(sorted(grouped.items()))
+
+
+class ErrorDetail(BaseModel):
+    """One validation problem: where and what."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: str = Field(description="Dotted location of the offending field.")
+    msg: str = Field(description="What is wrong with it.")
+
+
+class ErrorInfo(BaseModel):
+    """The error itself."""
+
+    code: str = Field(description="Machine-readable code (see the error code catalogue).")
+    message: str = Field(description="Human-readable explanation.")
+    details: list[ErrorDetail] | None = Field(None, description="Validation problems, if any.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every API error response."""
+
+    error: ErrorInfo

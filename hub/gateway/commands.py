@@ -4,6 +4,7 @@ publish, history, presence, rpc, refresh."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -97,9 +98,9 @@ class Dispatcher:
         if conn.authenticated and cmd.method == "connect":
             raise Disconnect(DisconnectCode.BAD_REQUEST)
         handler = getattr(self, "_cmd_" + cmd.method, None)
-        if handler is None:
-            raise CommandError(ErrorCode.METHOD_NOT_FOUND, f"{cmd.method} is not supported")
         try:
+            if handler is None:
+                raise CommandError(ErrorCode.METHOD_NOT_FOUND, f"{cmd.method} is not supported")
             result = await handler(conn, cmd.params)
         except CommandError as err:
             conn.send(encode_error(cmd.id, err.code, err.message))
@@ -117,12 +118,15 @@ class Dispatcher:
 
     async def _cmd_connect(self, conn: Connection, params: dict[str, Any]) -> Reply:
         identity = self._verify(params.get("token"))
+        channel = user_channel(identity.user)
+        subs = params.get("subs") or {}
+        if not isinstance(subs, dict):
+            raise CommandError(ErrorCode.BAD_REQUEST, "subs must be an object")
+        recover = _recovery_params(subs.get(channel))
         conn.identity = identity
         conn.authenticated = True
         conn.cancel_timers()
         self._arm_expiry(conn, identity)
-        channel = user_channel(identity.user)
-        recover = _recovery_params((params.get("subs") or {}).get(channel))
         sub = Subscription(channel=channel, server_side=True)
         conn.subs[channel] = sub
         try:
@@ -134,7 +138,7 @@ class Dispatcher:
         reply: dict[str, Any] = {
             "client": conn.client_id,
             "version": HUB_VERSION,
-            "ping": int(self.settings.ping_interval),
+            "ping": max(1, math.ceil(self.settings.ping_interval)),
             "pong": True,
             "expires": True,
             "ttl": max(1, identity.expires - int(time.time())),
@@ -149,6 +153,9 @@ class Dispatcher:
         assert conn.identity is not None
         if identity.user != conn.identity.user:
             raise Disconnect(DisconnectCode.INVALID_TOKEN)
+        if identity.org != conn.identity.org or identity.roles != conn.identity.roles:
+            # Permissions changed: the client resubscribes under the new ones.
+            raise Disconnect(DisconnectCode.FORCE_RECONNECT)
         conn.identity = identity
         self._arm_expiry(conn, identity)
         return {
@@ -380,7 +387,7 @@ def _recovery_params(raw: Any) -> StreamPosition | None:
     if not isinstance(raw, dict):
         return None
     offset, epoch = raw.get("offset", 0), raw.get("epoch", "")
-    if isinstance(offset, str) and offset.isdigit():
+    if isinstance(offset, str) and offset.isascii() and offset.isdigit() and len(offset) <= 20:
         offset = int(offset)  # protobuf-JSON clients send uint64 as a string
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise CommandError(ErrorCode.BAD_REQUEST, "offset must be a non-negative integer")

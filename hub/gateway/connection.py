@@ -129,9 +129,12 @@ class Connection:
         is aborted if the client does not read it within the close timeout."""
         if self.closed:
             return
-        frames: dict[int, tuple[bytes, bytes]] = {}
         if self.pending and not self.transport.is_closing():
-            self.flush(frames)
+            # Mark closing first: a flush over the byte limit must not start a second,
+            # nested disconnect with another code.
+            messages, self.pending = self.pending, []
+            self.transport.write(text_frame(b"\n".join(messages)))
+            self.node.deliveries += len(messages)
         self.closed = True
         self.pending.clear()
         self._on_closed()

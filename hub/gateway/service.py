@@ -115,9 +115,17 @@ class Gateway:
                 self._protocol_error(conn, str(err))
                 return
             for cmd in commands:
+                if conn.pending:
+                    # Flush between commands so the outbound limit applies per command,
+                    # not only after a whole frame of them.
+                    await asyncio.sleep(0)
+                    if conn.closed:
+                        return
                 try:
                     await dispatcher.execute(conn, cmd)
                 except Disconnect as exc:
+                    if exc.code in (DisconnectCode.BAD_REQUEST, DisconnectCode.INVALID_TOKEN):
+                        self.protocol_errors += 1
                     conn.disconnect(exc.code)
                 except Exception:
                     log.exception("command failed", client_id=conn.client_id, cmd=cmd.method)

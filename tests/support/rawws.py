@@ -55,7 +55,7 @@ class RawClient:
         self._next_id = 1
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self._backlog: list[Message] = []
-        self._ping_events: asyncio.Queue[None] = asyncio.Queue()
+        self._ping_waiters: list[asyncio.Future[None]] = []
         self._closed = asyncio.get_running_loop().create_future()
         self._reader = asyncio.get_running_loop().create_task(self._read(), name="raw ws reader")
 
@@ -64,7 +64,12 @@ class RawClient:
         """Open a WebSocket to the hub (no command sent yet)."""
         session = aiohttp.ClientSession()
         try:
-            ws = await session.ws_connect(ws_url, autoping=True, max_msg_size=0, timeout=WAIT)
+            ws = await session.ws_connect(
+                ws_url,
+                autoping=True,
+                max_msg_size=0,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=WAIT),
+            )
         except BaseException:
             await session.close()
             raise
@@ -137,8 +142,8 @@ class RawClient:
     ) -> Message:
         """The next message matching ``predicate`` (others are kept for later calls).
         Raises ConnectionClosed if the connection closes first."""
-        for i, message in enumerate(self._backlog):
-            if predicate(message):
+        for i, kept in enumerate(self._backlog):
+            if predicate(kept):
                 return self._backlog.pop(i)
         async with asyncio.timeout(timeout):
             while True:
@@ -158,9 +163,9 @@ class RawClient:
         self, predicate: Callable[[Message], bool] = lambda _: True, timeout: float = WAIT
     ) -> Message:
         """The next push (``{"push": …}``) matching ``predicate`` on its body."""
-        return (
-            await self.next_message(lambda m: "push" in m and predicate(m["push"]), timeout)
-        )["push"]  # type: ignore[no-any-return]
+        message = await self.next_message(lambda m: "push" in m and predicate(m["push"]), timeout)
+        push: Message = message["push"]
+        return push
 
     async def publication(self, channel: str | None = None, timeout: float = WAIT) -> Message:
         """The next publication push (on ``channel``): ``{"channel", "pub": {data, offset}}``."""
@@ -179,8 +184,14 @@ class RawClient:
         return list(self._backlog)
 
     async def next_ping(self, timeout: float = WAIT) -> None:
-        """Wait for the next server ping."""
-        await asyncio.wait_for(self._ping_events.get(), timeout)
+        """Wait for a server ping that arrives after this call."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._ping_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        finally:
+            if waiter in self._ping_waiters:
+                self._ping_waiters.remove(waiter)
 
     async def closed(self, timeout: float = WAIT) -> int | None:
         """Wait for the connection to close; returns the close code."""
@@ -227,7 +238,10 @@ class RawClient:
         if self.auto_pong:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._ws.send_str(PING_REPLY.decode())
-        self._ping_events.put_nowait(None)
+        waiters, self._ping_waiters = self._ping_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 # -- a WebSocket over a bare socket -------------------------------------------------------
@@ -246,7 +260,10 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
     else:
         header = bytes((0x80 | opcode, 0x80 | 127)) + struct.pack("!Q", length)
     key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    repeated = (key * (length // 4 + 1))[:length]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(
+        length, "big"
+    )
     return header + key + masked
 
 
@@ -259,7 +276,7 @@ class FrameParser:
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Add bytes; return the complete frames (opcode, payload) now available."""
         self._buf += data
-        frames = []
+        frames: list[tuple[int, bytes]] = []
         while True:
             buf = self._buf
             if len(buf) < 2:
@@ -330,7 +347,11 @@ class SocketClient:
 
     async def send_json(self, obj: Message) -> None:
         """Send one command as a text frame."""
-        await self._loop.sock_sendall(self.sock, client_frame(OP_TEXT, orjson.dumps(obj)))
+        await self.send_text(orjson.dumps(obj))
+
+    async def send_text(self, payload: bytes) -> None:
+        """Send one text frame."""
+        await self._loop.sock_sendall(self.sock, client_frame(OP_TEXT, payload))
 
     async def next_frame(self, timeout: float = WAIT) -> tuple[int, bytes]:
         """Read until one complete frame is available."""
@@ -373,3 +394,14 @@ class SocketClient:
     def close(self) -> None:
         """Close the socket."""
         self.sock.close()
+
+
+async def eventually(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Wait until ``predicate()`` holds: for hub-internal state that has no event to await
+    (the hub's own timers or socket callbacks change it). Checked every 10 ms."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.01)

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import RunningHub
 from tests.support.clients import alert, post_event
 from tests.support.hubs import REPO, TEST_SECRET
+from tests.support.rawws import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,9 +62,7 @@ async def test_hub_tail_prints_live_events_of_a_channel(sqlite_hub: RunningHub) 
     try:
         # The tail is subscribed once the channel has a local subscriber on the hub.
         node = sqlite_hub.hub.gateway.node
-        async with asyncio.timeout(20):
-            while "org:d01.s03" not in node.channels:
-                await asyncio.sleep(0.02)
+        await eventually(lambda: "org:d01.s03" in node.channels, "hub tail has subscribed")
         ids = []
         for title in ("路灯不亮", "占道经营"):
             status, body = await post_event(sqlite_hub.url, alert("d01.s03.c01", title))

@@ -49,6 +49,7 @@ class Connection:
         "last_seen",
         "node",
         "pending",
+        "pending_bytes",
         "ping_outstanding",
         "remote",
         "scheduled",
@@ -73,6 +74,7 @@ class Connection:
         self.authenticated = False
         self.subs: dict[str, Subscription] = {}
         self.pending: list[bytes] = []
+        self.pending_bytes = 0
         self.scheduled = False
         self.closed = False
         self.slow_since: float | None = None
@@ -88,6 +90,7 @@ class Connection:
         if self.closed:
             return
         self.pending.append(message)
+        self.pending_bytes += len(message)
         if not self.scheduled:
             self.scheduled = True
             self.node.schedule_flush(self)
@@ -96,6 +99,7 @@ class Connection:
         """Write queued messages as one frame. ``frames`` caches the frame of a message
         shared by many connections in this pass (keyed by the message object's id)."""
         self.scheduled = False
+        self.pending_bytes = 0
         if self.closed or not self.pending:
             self.pending.clear()
             return
@@ -133,6 +137,7 @@ class Connection:
             # Mark closing first: a flush over the byte limit must not start a second,
             # nested disconnect with another code.
             messages, self.pending = self.pending, []
+            self.pending_bytes = 0
             self.transport.write(text_frame(b"\n".join(messages)))
             self.node.deliveries += len(messages)
         self.closed = True

@@ -101,6 +101,7 @@ class Gateway:
 
     async def _read(self, ws: web.WebSocketResponse, conn: Connection) -> None:
         dispatcher = self.dispatcher
+        high_water = self.settings.queue_high_water
         async for msg in ws:
             if conn.closed:
                 return
@@ -115,9 +116,9 @@ class Gateway:
                 self._protocol_error(conn, str(err))
                 return
             for cmd in commands:
-                if conn.pending:
-                    # Flush between commands so the outbound limit applies per command,
-                    # not only after a whole frame of them.
+                if conn.pending_bytes > high_water:
+                    # Let the flush run before the next command: the outbound limit then
+                    # applies within a frame of many large replies, not only after it.
                     await asyncio.sleep(0)
                     if conn.closed:
                         return

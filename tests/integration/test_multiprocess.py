@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Backend, backend_settings, delete_redis_prefix
-from tests.support.clients import Recorder, alert, next_item, post_event, sdk_client
+from tests.support.clients import Recorder, alert, next_item, post_event, sdk_client, subscribe
 from tests.support.hubs import hub_process, settings_env, token
 from tests.support.services import REDIS_URL, require_redis
 
@@ -36,14 +36,11 @@ async def test_publication_on_one_process_reaches_client_of_other_and_recovers(
         await first.wait_ready()
         await second.wait_ready()
 
-        recorder = Recorder()
-        client = sdk_client(
-            second.ws_url, token("s01c02-leader", "d01.s01.c02", ["grid_leader"]), recorder
+        watched = await subscribe(
+            second.ws_url, token("s01c02-leader", "d01.s01.c02", ["grid_leader"]), "org:d01.s01.c02"
         )
-        sub = client.new_subscription("org:d01.s01.c02", events=recorder)
-        await client.connect()
-        await sub.subscribe()
-        assert not (await next_item(recorder.subscribed)).was_recovering
+        client, recorder = watched.client, watched.recorder
+        assert not watched.subscribed.was_recovering
 
         status, body = await post_event(first.url, alert("d01.s01.c02.g04", "跨进程"))
         assert status == 202, body

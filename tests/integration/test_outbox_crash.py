@@ -12,7 +12,7 @@ from sqlalchemy import select
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.db.models import OutboxEvent
 from tests.conftest import Backend, backend_settings, delete_redis_prefix
-from tests.support.clients import Recorder, alert, next_item, post_event, sdk_client
+from tests.support.clients import alert, next_item, post_event, subscribe
 from tests.support.hubs import hub_process, settings_env, token
 from tests.support.services import REDIS_URL, require_redis
 
@@ -57,12 +57,8 @@ async def test_event_committed_before_a_sigkill_is_published_once_after_restart(
 async def _collect_event(ws_url: str, channel: str, event_id: str) -> list[str]:
     """Subscribe; the relay may have published before we subscribed, so read history too,
     deduplicating by id as every consumer must."""
-    recorder = Recorder()
-    client = sdk_client(ws_url, token("s02-dispatcher", "d01.s02", ["dispatcher"]), recorder)
-    sub = client.new_subscription(channel, events=recorder)
-    await client.connect()
-    await sub.subscribe()
-    await next_item(recorder.subscribed)
+    watched = await subscribe(ws_url, token("s02-dispatcher", "d01.s02", ["dispatcher"]), channel)
+    client, sub, recorder = watched.client, watched.subscription, watched.recorder
     seen: dict[str, int] = {}
     history = await sub.history(limit=100)
     for pub in history.publications:
@@ -90,14 +86,10 @@ async def test_crash_between_publish_and_mark_republishes_and_consumer_dedupes(
             await reader.wait_ready()
             await writer.wait_ready()
 
-            recorder = Recorder()
-            client = sdk_client(
-                reader.ws_url, token("d01-dispatcher", "d01", ["dispatcher"]), recorder
+            watched = await subscribe(
+                reader.ws_url, token("d01-dispatcher", "d01", ["dispatcher"]), "org:d01.s03"
             )
-            sub = client.new_subscription("org:d01.s03", events=recorder)
-            await client.connect()
-            await sub.subscribe()
-            await next_item(recorder.subscribed)
+            client, recorder = watched.client, watched.recorder
 
             status, body = await post_event(writer.url, alert("d01.s03.c03", "发布后崩溃"))
             assert status == 202, body

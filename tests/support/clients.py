@@ -19,6 +19,7 @@ from centrifuge import (
     ServerPublicationContext,
     ServerSubscribedContext,
     SubscribedContext,
+    Subscription,
     SubscriptionEventHandler,
     UnsubscribedContext,
 )
@@ -78,6 +79,26 @@ def sdk_client(ws_url: str, token: str, recorder: Recorder) -> Client:
         max_reconnect_delay=0.5,
         timeout=10.0,
     )
+
+
+@dataclass
+class Subscriber:
+    """An SDK client subscribed to one channel, with its recorder."""
+
+    client: Client
+    subscription: Subscription
+    recorder: Recorder
+    subscribed: SubscribedContext
+
+
+async def subscribe(ws_url: str, token: str, channel: str) -> Subscriber:
+    """Connect an SDK client, subscribe to ``channel`` and wait until subscribed."""
+    recorder = Recorder()
+    client = sdk_client(ws_url, token, recorder)
+    sub = client.new_subscription(channel, events=recorder)
+    await client.connect()
+    await sub.subscribe()
+    return Subscriber(client, sub, recorder, await next_item(recorder.subscribed))
 
 
 def signed_headers(

@@ -4,21 +4,18 @@ event pushed through the signed ingest API, and recover missed publications."""
 from __future__ import annotations
 
 from tests.conftest import RunningHub
-from tests.support.clients import Recorder, alert, next_item, post_event, sdk_client
+from tests.support.clients import alert, next_item, post_event, subscribe
 from tests.support.hubs import token
+from tests.support.rawws import eventually
 
 
 async def test_sdk_receives_ingested_event_and_recovers_missed_ones(
     running_hub: RunningHub,
 ) -> None:
-    recorder = Recorder()
-    client = sdk_client(
-        running_hub.ws_url, token("s01-dispatcher", "d01.s01", ["dispatcher"]), recorder
+    watched = await subscribe(
+        running_hub.ws_url, token("s01-dispatcher", "d01.s01", ["dispatcher"]), "org:d01.s01"
     )
-    sub = client.new_subscription("org:d01.s01", events=recorder)
-    await client.connect()
-    await sub.subscribe()
-    first = await next_item(recorder.subscribed)
+    client, recorder, first = watched.client, watched.recorder, watched.subscribed
     assert first.recoverable and not first.was_recovering
 
     status, body = await post_event(running_hub.url, alert("d01.s01.c02.g03", "井盖缺失"))
@@ -53,11 +50,4 @@ async def test_sdk_receives_ingested_event_and_recovers_missed_ones(
 
 async def _wait_published(running_hub: RunningHub, count: int) -> None:
     relay = running_hub.hub.relay
-    for _ in range(300):
-        if relay.published >= count:
-            return
-        relay.notify()
-        import asyncio
-
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"relay published {relay.published}, expected {count}")
+    await eventually(lambda: relay.published >= count, f"the relay published {count} events")

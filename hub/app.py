@@ -141,7 +141,7 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
 async def _close_websockets(app: web.Application) -> None:
     hub = app.get(HUB)
     if hub is not None:
-        await hub.gateway.close_clients()
+        await hub.gateway.close_clients(hub.settings.shutdown_timeout)
 
 
 async def _prune_loop(hub: Hub) -> None:

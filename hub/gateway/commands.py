@@ -362,7 +362,8 @@ class Dispatcher:
         return channel
 
     def _presence_join(self, conn: Connection, channel: str) -> None:
-        assert conn.identity is not None
+        if conn.closed or conn.identity is None:
+            return  # closed while subscribing: its presence was already cleared
         info = {"client": conn.client_id, "user": conn.identity.user}
         self.node.tasks.spawn(
             _quietly(self.node.bus.presence_add(channel, conn.client_id, info)),

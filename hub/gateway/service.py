@@ -54,16 +54,16 @@ class Gateway:
             self.tasks.spawn(self._presence_loop(), name="gateway presence refresh"),
         ]
 
-    async def close_clients(self) -> None:
+    async def close_clients(self, timeout: float) -> None:
         """Shutdown stage: refuse new clients, close every socket with the reconnect
-        advice (``shutdown``), wait for the sockets to close."""
+        advice (``shutdown``), wait up to ``timeout`` for the sockets to close."""
         self.accepting = False
         for timer in self._timers:
             timer.cancel()
         transports = [c.transport for c in self.node.connections]
         self.node.disconnect_all(DisconnectCode.SHUTDOWN)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.node.close_timeout
+        deadline = loop.time() + min(timeout, self.node.close_timeout)
         while any(not t.is_closing() or t.get_write_buffer_size() for t in transports):
             if loop.time() > deadline:
                 break

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.api import health, ingest
 from hub.api.errors import error_middleware
@@ -27,18 +29,25 @@ from hub.bus.memory import MemoryBus
 from hub.config import Settings
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.db.outbox import OutboxRelay
+from hub.errors import HubError, NotReadyError
 from hub.gateway.service import Gateway
+from hub.locations.live import LivePositions
+from hub.locations.registry import WorkerRegistry
+from hub.locations.service import LocationService
 from hub.metrics import HubMetrics
 from hub.org.seed import seed
 from hub.publisher import Publisher
-from hub.state import HUB, SETTINGS, Hub
+from hub.state import HUB, SETTINGS, Adapter, Hub
 from hub.tasks import TaskRegistry
+from protocols.geo import GridIndex, HysteresisConfig
 
 log = structlog.get_logger(__name__)
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 BUS_START_MAX_DELAY = 5.0
 PRUNE_INTERVAL = 300.0
+ADAPTER_RETRY_MIN_DELAY = 0.5
+ADAPTER_RETRY_MAX_DELAY = 30.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -106,7 +115,15 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     )
     gateway = Gateway(bus, settings.gateway, verifier, publisher, tasks)
     metrics = HubMetrics()
-    hub = Hub(settings, engine, sessions, bus, publisher, relay, gateway, verifier, tasks, metrics)
+    locations = make_location_service(settings, sessions, publisher, relay, tasks, metrics, url)
+    hub = Hub(
+        settings, engine, sessions, bus, publisher, relay, gateway, verifier, tasks, metrics,
+        locations,
+    )  # fmt: skip
+    if settings.mqtt.enabled:
+        from adapters.mqtt import MqttAdapter
+
+        hub.adapters.append(MqttAdapter(settings.mqtt_url, settings.mqtt, locations, tasks))
     metrics.bind(hub)
     app[HUB] = hub
     try:
@@ -122,20 +139,86 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         if settings.outbox.enabled:
             tasks.spawn(relay.run(), name="outbox relay")
         tasks.spawn(_prune_loop(hub), name="ingest prune")
+        workers = await locations.registry.load()
+        log.info("grid workers loaded", workers=workers, grids=len(locations.registry.grids))
+        tasks.spawn(locations.watch_silence(), name="worker silence watch")
         for adapter in hub.adapters:
-            await adapter.start()
+            await _start_adapter(adapter, tasks)
         log.info("hub started", bus=bus.name, database=engine.dialect.name)
         yield
     finally:
         timeout = settings.shutdown_timeout
         for adapter in reversed(hub.adapters):
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(adapter.stop(), timeout)
+            except Exception:
+                log.warning("adapter did not stop cleanly", adapter=adapter.name, exc_info=True)
+        locations.close()
         await tasks.close(timeout)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(bus.stop(), timeout)
         await engine.dispose()
         log.info("hub stopped")
+
+
+def make_location_service(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: Publisher,
+    relay: OutboxRelay,
+    tasks: TaskRegistry,
+    metrics: HubMetrics,
+    database_url: str,
+) -> LocationService:
+    """The position pipeline with its grid polygons, worker registry and live pushes."""
+    loc = settings.locations
+    try:
+        grids = GridIndex.from_geojson(json.loads(loc.grids_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as err:
+        raise HubError("config.invalid", f"grids file {loc.grids_file}: {err}", 500) from err
+    hysteresis = HysteresisConfig(
+        max_accuracy_m=loc.boundary_max_accuracy_m,
+        min_margin_m=loc.boundary_margin_m,
+        confirm_count=loc.boundary_confirm_count,
+        confirm_s=loc.boundary_confirm_s,
+    )
+    registry = WorkerRegistry(sessions, grids, hysteresis, recheck_after=loc.unknown_worker_recheck)
+    live = LivePositions(publisher, tasks, metrics.locations, interval=loc.live_interval)
+    return LocationService(
+        sessions,
+        registry,
+        live,
+        relay,
+        loc,
+        metrics.locations,
+        dialect="postgresql" if database_url.startswith("postgresql") else "sqlite",
+        topic_prefix=settings.mqtt.topic_prefix,
+    )
+
+
+async def _start_adapter(adapter: Adapter, tasks: TaskRegistry) -> None:
+    """Start an adapter; if its system is not reachable yet, keep retrying in the
+    background (capped exponential backoff with jitter) while the hub serves."""
+    try:
+        await adapter.start()
+    except NotReadyError as err:
+        log.warning("adapter not ready; retrying in the background", adapter=adapter.name,
+                    error=err.message)  # fmt: skip
+        tasks.spawn(_retry_adapter(adapter), name=f"start {adapter.name}")
+
+
+async def _retry_adapter(adapter: Adapter) -> None:
+    delay = ADAPTER_RETRY_MIN_DELAY
+    while True:
+        await asyncio.sleep(random.uniform(delay / 2, delay))
+        try:
+            await adapter.start()
+        except NotReadyError as err:
+            log.debug("adapter still not ready", adapter=adapter.name, error=err.message)
+            delay = min(delay * 2, ADAPTER_RETRY_MAX_DELAY)
+            continue
+        log.info("adapter started", adapter=adapter.name)
+        return
 
 
 async def _close_websockets(app: web.Application) -> None:

@@ -89,6 +89,79 @@ class OutboxSettings(BaseModel):
     retry_max_delay: float = Field(10.0, description="Longest back-off after a failed publish.")
 
 
+class MqttSettings(BaseModel):
+    """The grid phones' MQTT broker (adapters/mqtt)."""
+
+    enabled: bool = Field(True, description="Take grid phones' pings over MQTT.")
+    client_id: str = Field("grid-hub", description="MQTT client id (unique per hub process).")
+    protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version.")
+    username: str | None = Field(None, description="Broker user name.")
+    password: SecretStr | None = Field(None, description="Broker password.")
+    tls_ca_file: Path | None = Field(None, description="CA bundle; set it to use TLS.")
+    tls_cert_file: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    tls_key_file: Path | None = Field(None, description="Client key (mutual TLS).")
+    keepalive: int = Field(30, description="MQTT keepalive (s).")
+    session_expiry: int = Field(
+        7 * 24 * 3600, description="Seconds the broker keeps our session while we are away."
+    )
+    shared_group: str | None = Field(
+        None, description="Shared-subscription group ($share/<group>/...) for several hubs."
+    )
+    topic_prefix: str = Field("", description="Prefix before grid/... and owntracks/... topics.")
+    receive_maximum: int = Field(
+        1000, description="Unacknowledged QoS 1 messages the broker may send us at once."
+    )
+    batch_size: int = Field(500, description="Messages persisted per batch.")
+    batch_interval: float = Field(0.05, description="Longest wait (s) before a batch is flushed.")
+    reconnect_max_delay: float = Field(10.0, description="Longest wait between reconnects.")
+    embedded_host: str = Field("127.0.0.1", description="Embedded broker address.")
+    embedded_port: int = Field(
+        1883, description="Embedded broker port; 0 or a taken port: a free one is picked."
+    )
+
+
+class LocationSettings(BaseModel):
+    """The grid workers' position pipeline."""
+
+    grids_file: Path = Field(
+        PROJECT_ROOT / "config" / "grids.geojson", description="Org-node polygons (GeoJSON)."
+    )
+    live_interval: float = Field(
+        1.0, description="Seconds between live worker.position pushes per worker."
+    )
+    max_skew: float = Field(300.0, description="Seconds a fix may lie in the future.")
+    max_age: float = Field(7 * 24 * 3600.0, description="Oldest fix accepted (s).")
+    max_payload_bytes: int = Field(4096, description="Largest accepted phone message.")
+    boundary_max_accuracy_m: float = Field(
+        50.0, description="Fixes less accurate than this (m) are ignored at grid boundaries."
+    )
+    boundary_margin_m: float = Field(
+        40.0, description="Distance (m) past a grid boundary that counts as clearly across."
+    )
+    boundary_confirm_count: int = Field(
+        3, description="Consecutive clear fixes needed for worker.left_grid/entered_grid."
+    )
+    boundary_confirm_s: float = Field(10.0, description="Seconds those confirming fixes must span.")
+    offline_after: float = Field(
+        300.0, description="Seconds of silence after which a worker on duty is offline."
+    )
+    offline_check_interval: float = Field(
+        5.0, description="Seconds between checks for silent workers."
+    )
+    unknown_worker_recheck: float = Field(
+        30.0, description="Seconds before an unknown worker id is looked up in the DB again."
+    )
+    track_default_simplify_m: float = Field(
+        5.0, description="Track simplification tolerance (m) when the request gives none."
+    )
+    track_max_points: int = Field(
+        200_000, description="Most unsimplified points one track request may return."
+    )
+    track_max_gap_s: float = Field(
+        600.0, description="Silences longer than this (s) count neither inside nor outside."
+    )
+
+
 class Settings(BaseSettings):
     """All hub settings."""
 
@@ -125,11 +198,17 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
     log_level: str = Field("INFO", description="Log level.")
     shutdown_timeout: float = Field(10.0, description="Seconds each shutdown stage may take.")
+    mqtt_url: str | None = Field(
+        None,
+        description="Broker for grid phones (mqtt:// or mqtts://); empty: embedded broker.",
+    )
     api_keys: list[ApiKey] = Field(default_factory=list, description="External systems.")
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    locations: LocationSettings = Field(default_factory=LocationSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -98,8 +98,89 @@ class OrgNodeChanged(EventData):
     action: Literal["created", "updated"]
 
 
+class WorkerPosition(EventData):
+    """A grid worker's latest position (coalesced: at most one per worker per interval)."""
+
+    type: ClassVar[str] = "worker.position"
+    summary: ClassVar[str] = "A grid worker's live position (WGS-84)."
+
+    worker_id: str
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float = Field(ge=0)
+    fix_time: float = Field(description="When the phone measured it (Unix seconds).")
+    received_at: float = Field(description="When the hub received it (Unix seconds).")
+    battery_pct: float | None = None
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    datum: Literal["wgs84"] = "wgs84"
+
+
+class WorkerGridTransition(EventData):
+    """Base of the boundary events."""
+
+    worker_id: str
+    grid: str
+    since: float = Field(description="Fix time of the first fix past the boundary.")
+    lat: float
+    lon: float
+
+
+class WorkerLeftGrid(WorkerGridTransition):
+    """A worker left their own grid (after hysteresis)."""
+
+    type: ClassVar[str] = "worker.left_grid"
+    summary: ClassVar[str] = "A grid worker left their grid."
+
+
+class WorkerEnteredGrid(WorkerGridTransition):
+    """A worker came back into their own grid (after hysteresis)."""
+
+    type: ClassVar[str] = "worker.entered_grid"
+    summary: ClassVar[str] = "A grid worker re-entered their grid."
+
+
+class WorkerOffline(EventData):
+    """A worker on duty fell silent, or their phone's Last Will said it went away."""
+
+    type: ClassVar[str] = "worker.offline"
+    summary: ClassVar[str] = "A grid worker on duty went offline."
+
+    worker_id: str
+    grid: str
+    reason: Literal["silent", "last_will"]
+    last_seen: float | None = Field(
+        None, description="When the hub last heard from the phone (Unix seconds)."
+    )
+
+
+class WorkerOnline(EventData):
+    """A worker's phone was heard again after being offline (or for the first time)."""
+
+    type: ClassVar[str] = "worker.online"
+    summary: ClassVar[str] = "A grid worker came online."
+
+    worker_id: str
+    grid: str
+    offline_since: float | None = Field(
+        None, description="When the phone was last heard before (None: never)."
+    )
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
-    cls.type: cls for cls in (MessagePosted, AlertRaised, Announcement, UserChanged, OrgNodeChanged)
+    cls.type: cls
+    for cls in (
+        MessagePosted,
+        AlertRaised,
+        Announcement,
+        UserChanged,
+        OrgNodeChanged,
+        WorkerPosition,
+        WorkerLeftGrid,
+        WorkerEnteredGrid,
+        WorkerOffline,
+        WorkerOnline,
+    )
 }
 
 

@@ -14,6 +14,21 @@ if TYPE_CHECKING:
     from hub.state import Hub
 
 
+class LocationCounters:
+    """Counts of the position pipeline (grid phones)."""
+
+    def __init__(self) -> None:
+        self.stored = 0
+        self.duplicates = 0
+        self.pushed = 0
+        self.events = 0
+        self.rejected_by_reason: dict[str, int] = {}
+
+    def rejected(self, reason: str) -> None:
+        """Count a refused phone message by reason."""
+        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+
+
 class HubMetrics:
     """A registry per hub (tests run several hubs in one process)."""
 
@@ -24,6 +39,7 @@ class HubMetrics:
         self._refreshers: list[Callable[[], Awaitable[None]]] = []
         self.ingest_accepted = 0
         self.ingest_rejected: dict[str, int] = {}
+        self.locations = LocationCounters()
 
     def bind(self, hub: Hub) -> None:
         """Start exporting the hub's counters."""
@@ -121,3 +137,35 @@ class _HubCollector(Collector):
         for code, count in sorted(self._m.ingest_rejected.items()):
             rejected.add_metric([code], count)
         yield rejected
+        yield from _location_metrics(self._m.locations)
+        adapters = GaugeMetricFamily(
+            "hub_adapter_ready", "1 while an adapter is connected.", labels=["adapter"]
+        )
+        for adapter in hub.adapters:
+            adapters.add_metric([adapter.name], int(adapter.ready))
+        yield adapters
+
+
+def _location_metrics(c: LocationCounters) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    yield CounterMetricFamily(
+        "hub_positions_stored", "Grid workers' positions stored.", value=c.stored
+    )
+    yield CounterMetricFamily(
+        "hub_positions_duplicate",
+        "Positions not stored again (same worker and fix time).",
+        value=c.duplicates,
+    )
+    yield CounterMetricFamily(
+        "hub_positions_pushed", "Live worker.position pushes (coalesced).", value=c.pushed
+    )
+    yield CounterMetricFamily(
+        "hub_worker_events",
+        "Boundary and online/offline events raised for grid workers.",
+        value=c.events,
+    )
+    refused = CounterMetricFamily(
+        "hub_phone_messages_refused", "Grid-phone messages refused, by reason.", labels=["reason"]
+    )
+    for reason, count in sorted(c.rejected_by_reason.items()):
+        refused.add_metric([reason], count)
+    yield refused

@@ -9,10 +9,15 @@ from hub.bus import Bus, StreamPosition
 from protocols.envelope import Envelope, org_ancestors
 
 
+def channels_for_org(path: str) -> list[str]:
+    """The org node's channel and each ancestor's, so each tier's centre needs one
+    subscription."""
+    return [org_channel(node) for node in org_ancestors(path)]
+
+
 def channels_for(envelope: Envelope, extra: Iterable[str] = ()) -> list[str]:
-    """The org node's channel and each ancestor's (so each tier's centre needs one
-    subscription), then any extra per-object or personal channels."""
-    channels = [org_channel(path) for path in org_ancestors(envelope.org)]
+    """The envelope's org channels, then any extra per-object or personal channels."""
+    channels = channels_for_org(envelope.org)
     channels.extend(c for c in extra if c not in channels)
     return channels
 

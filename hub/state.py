@@ -13,6 +13,7 @@ from hub.bus import Bus
 from hub.config import Settings
 from hub.db.outbox import OutboxRelay
 from hub.gateway.service import Gateway
+from hub.locations.service import LocationService
 from hub.metrics import HubMetrics
 from hub.publisher import Publisher
 from hub.tasks import TaskRegistry
@@ -48,6 +49,7 @@ class Hub:
     verifier: TokenVerifier
     tasks: TaskRegistry
     metrics: HubMetrics
+    locations: LocationService
     adapters: list[Adapter] = field(default_factory=list)
 
 

@@ -104,7 +104,12 @@ async def sqlite_backend(tmp_path: Path, sqlite_template: Path) -> Backend:
 async def _truncate(url: str) -> None:
     engine = make_engine(url)
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE outbox, idempotency_keys, seen_signatures"))
+        await conn.execute(
+            text(
+                "TRUNCATE outbox, idempotency_keys, seen_signatures,"
+                " positions, latest_positions, workers"
+            )
+        )
     await engine.dispose()
 
 

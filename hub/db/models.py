@@ -1,11 +1,23 @@
-"""ORM models of the foundation: org tree, user directory, outbox, ingest bookkeeping."""
+"""ORM models: org tree, user directory, outbox, ingest bookkeeping, worker locations."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -101,3 +113,64 @@ class SeenSignature(Base):
     signature: Mapped[str] = mapped_column(String(64), primary_key=True)
     api_key: Mapped[str] = mapped_column(String(64))
     seen_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
+
+
+class Worker(Base):
+    """A grid worker whose phone reports locations (the registry the MQTT adapter checks)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    grid: Mapped[str] = mapped_column(String(128), ForeignKey("org_nodes.path"), index=True)
+    datum: Mapped[str] = mapped_column(String(8), default="wgs84")
+    """The datum the phone reports in when a payload does not say (wgs84, gcj02, bd09)."""
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    duty: Mapped[str] = mapped_column(String(8), default="unknown")
+    """on_duty, off_duty or unknown (never said): offline alerts skip off-duty workers."""
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    """True from a worker's first message until silence or a Last Will says offline."""
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class Position(Base):
+    """One stored fix (WGS-84). ``(worker_id, fix_time)`` is unique: redelivered or repeated
+    pings are stored once."""
+
+    __tablename__ = "positions"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    worker_id: Mapped[str] = mapped_column(String(64))
+    fix_time: Mapped[float] = mapped_column(Float(precision=53))
+    sent_time: Mapped[float | None] = mapped_column(Float(precision=53))
+    received_at: Mapped[float] = mapped_column(Float(precision=53))
+    lat: Mapped[float] = mapped_column(Float(precision=53))
+    lon: Mapped[float] = mapped_column(Float(precision=53))
+    accuracy_m: Mapped[float] = mapped_column(Float)
+    altitude_m: Mapped[float | None] = mapped_column(Float)
+    speed_mps: Mapped[float | None] = mapped_column(Float)
+    heading_deg: Mapped[float | None] = mapped_column(Float)
+    battery_pct: Mapped[float | None] = mapped_column(Float)
+    source_datum: Mapped[str] = mapped_column(String(8))
+    outside: Mapped[bool | None] = mapped_column(Boolean)
+    """Whether the fix lies outside the worker's grid (None: the grid has no polygon)."""
+
+    __table_args__ = (UniqueConstraint("worker_id", "fix_time", name="uq_positions_worker_fix"),)
+
+
+class LatestPosition(Base):
+    """The newest fix per worker, and whether the worker is inside its grid."""
+
+    __tablename__ = "latest_positions"
+
+    worker_id: Mapped[str] = mapped_column(String(64), ForeignKey("workers.id"), primary_key=True)
+    fix_time: Mapped[float] = mapped_column(Float(precision=53))
+    received_at: Mapped[float] = mapped_column(Float(precision=53))
+    lat: Mapped[float] = mapped_column(Float(precision=53))
+    lon: Mapped[float] = mapped_column(Float(precision=53))
+    accuracy_m: Mapped[float] = mapped_column(Float)
+    battery_pct: Mapped[float | None] = mapped_column(Float)
+    in_grid: Mapped[str] = mapped_column(String(8), default="unknown")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.auth.tokens import ROLES
-from hub.db.models import OrgNode, User
+from hub.db.models import OrgNode, User, Worker
 from protocols.envelope import validate_org_path
 
 LEVELS = ("district", "street", "community", "grid")
@@ -105,4 +105,11 @@ async def seed(
             if await session.get(User, person.id) is None:
                 session.add(User(**person.model_dump()))
                 added_users += 1
+        await session.flush()
+        for person in people:
+            # Every demo grid worker carries a phone that reports from their own grid.
+            if "grid_worker" in person.roles and await session.get(Worker, person.id) is None:
+                session.add(
+                    Worker(id=person.id, name=person.name, phone=person.phone, grid=person.org)
+                )
     return added_nodes, added_users

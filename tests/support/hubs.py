@@ -43,6 +43,8 @@ def make_settings(database_url: str, redis_url: str | None, **overrides: Any) ->
         "api_keys": [API_KEY, NARROW_KEY],
         "demo_data": True,
         "log_level": "WARNING",
+        # Tests about grid phones switch MQTT on against the real Mosquitto.
+        "mqtt": {"enabled": False},
     }
     values.update(overrides)
     return Settings(**values)
@@ -70,6 +72,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         HUB_DEMO_DATA="true",
         HUB_LOG_LEVEL="INFO",
         HUB_LOG_FORMAT="json",
+        HUB_MQTT__ENABLED="true" if settings.mqtt.enabled else "false",
     )
     if settings.redis_url:
         env["HUB_REDIS_URL"] = settings.redis_url

@@ -1,0 +1,1 @@
+"""Grid workers' locations: registry, position pipeline, grid boundaries, tracks."""

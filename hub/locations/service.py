@@ -1,0 +1,402 @@
+"""The position pipeline: validate phone messages, store each fix once, keep the latest
+position per worker, raise grid-boundary and online/offline events through the outbox, and
+push live positions coalesced to at most one per worker per interval.
+
+Transport adapters (MQTT) call :meth:`LocationService.ingest` with raw batches and
+acknowledge them to the broker only after it returned (hub/locations/ports.py). A batch is
+one transaction: positions, latest positions, worker state and events commit together, and
+the in-memory state (boundary trackers, liveness) changes only once the commit succeeded,
+so a batch retried after a database outage yields the same events, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.config import LocationSettings
+from hub.db.models import LatestPosition, Position, Worker
+from hub.db.outbox import OutboxRelay, add_event
+from hub.errors import NotReadyError
+from hub.events import (
+    EventData,
+    WorkerEnteredGrid,
+    WorkerLeftGrid,
+    WorkerOffline,
+    WorkerOnline,
+    WorkerPosition,
+)
+from hub.locations.live import LivePositions
+from hub.locations.ports import InboundMessage
+from hub.locations.registry import WorkerRegistry, WorkerState
+from hub.metrics import LocationCounters
+from protocols.geo import GridTracker, LatLon, TransitionKind
+from protocols.mqtt import (
+    Ignored,
+    LocationPing,
+    PayloadRejected,
+    RejectReason,
+    StatusReport,
+    parse,
+)
+from protocols.mqtt import (
+    WorkerState as Duty,
+)
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "hub/locations"
+REJECT_LOG_INTERVAL = 10.0
+"""Seconds between log lines about rejected phone messages (counts are always kept)."""
+
+
+@dataclass(slots=True)
+class _Change:
+    """A worker's state as this batch leaves it; applied to memory after commit."""
+
+    state: WorkerState
+    tracker: GridTracker | None
+    online: bool
+    duty: str
+    last_seen: float | None
+    persist_worker: bool = False
+    newest: tuple[LocationPing, float, LatLon] | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    changes: dict[str, _Change] = field(default_factory=dict)
+    events: list[tuple[EventData, str, str]] = field(default_factory=list)
+
+
+class LocationService:
+    """Implements hub.locations.ports.LocationSink, and watches for silent workers."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        registry: WorkerRegistry,
+        live: LivePositions,
+        relay: OutboxRelay,
+        settings: LocationSettings,
+        counters: LocationCounters,
+        *,
+        dialect: str,
+        topic_prefix: str = "",
+    ) -> None:
+        self._sessions = sessions
+        self._registry = registry
+        self._live = live
+        self._relay = relay
+        self._settings = settings
+        self._counters = counters
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._prefix = topic_prefix.rstrip("/")
+        self._lock = asyncio.Lock()
+        self._started = time.time()
+        self._last_reject_log = 0.0
+
+    def close(self) -> None:
+        """Stop pending live pushes (shutdown)."""
+        self._live.close()
+
+    @property
+    def registry(self) -> WorkerRegistry:
+        """The workers in memory."""
+        return self._registry
+
+    # ---- ingest -------------------------------------------------------------------------
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self._counters.rejected(reason)
+        now = time.monotonic()
+        if now - self._last_reject_log > REJECT_LOG_INTERVAL:
+            self._last_reject_log = now
+            log.info("phone message refused", reason=reason, detail=detail[:200])
+
+    def _parse(self, batch: Sequence[InboundMessage]) -> list[tuple[Any, InboundMessage]]:
+        now = time.time()
+        parsed: list[tuple[Any, InboundMessage]] = []
+        s = self._settings
+        for message in batch:
+            try:
+                result = parse(
+                    message.topic,
+                    message.payload,
+                    now=now,
+                    max_skew=s.max_skew,
+                    max_age=s.max_age,
+                    max_bytes=s.max_payload_bytes,
+                    prefix=self._prefix,
+                )
+            except PayloadRejected as err:
+                self._reject(str(err.reason), str(err))
+                continue
+            if isinstance(result, Ignored):
+                continue
+            parsed.append((result, message))
+        return parsed
+
+    async def ingest(self, batch: Sequence[InboundMessage]) -> None:
+        """Validate, store and publish a batch; see hub/locations/ports.py."""
+        parsed = self._parse(batch)
+        if not parsed:
+            return
+        try:
+            await self._registry.resolve({p.worker_id for p, _ in parsed})
+        except Exception as err:
+            raise NotReadyError(f"worker registry unavailable: {err}") from err
+        async with self._lock:
+            plan = self._plan(parsed)
+            if plan.rows or plan.changes:
+                await self._commit(plan)
+                self._apply(plan)
+
+    def _change(self, plan: _Batch, state: WorkerState) -> _Change:
+        change = plan.changes.get(state.worker_id)
+        if change is None:
+            change = _Change(
+                state=state,
+                tracker=copy.copy(state.tracker),
+                online=state.online,
+                duty=state.duty,
+                last_seen=state.last_seen,
+            )
+            plan.changes[state.worker_id] = change
+        return change
+
+    def _seen(self, plan: _Batch, change: _Change, received_at: float) -> None:
+        if not change.online:
+            change.online = True
+            change.persist_worker = True
+            online = WorkerOnline(
+                worker_id=change.state.worker_id,
+                grid=change.state.grid,
+                offline_since=change.last_seen,
+            )
+            plan.events.append((online, change.state.grid, change.state.worker_id))
+        change.last_seen = max(change.last_seen or 0.0, received_at)
+
+    def _plan(self, parsed: list[tuple[Any, InboundMessage]]) -> _Batch:
+        plan = _Batch()
+        seen: set[tuple[str, float]] = set()
+        pings: list[tuple[LocationPing, InboundMessage, _Change]] = []
+        for item, message in parsed:
+            state = self._registry.get(item.worker_id)
+            if state is None:
+                self._reject(str(RejectReason.UNKNOWN_WORKER), item.worker_id)
+                continue
+            change = self._change(plan, state)
+            if isinstance(item, StatusReport):
+                self._status(plan, change, item, message)
+                continue
+            key = (item.worker_id, item.fix_time)
+            if key in seen:
+                self._counters.duplicates += 1
+                continue
+            seen.add(key)
+            self._seen(plan, change, message.received_at)
+            pings.append((item, message, change))
+        pings.sort(key=lambda p: p[0].fix_time)
+        for ping, message, change in pings:
+            self._position(plan, change, ping, message)
+        return plan
+
+    def _status(
+        self, plan: _Batch, change: _Change, report: StatusReport, message: InboundMessage
+    ) -> None:
+        worker = change.state
+        if report.state is Duty.OFFLINE:
+            if change.online:
+                change.online = False
+                change.persist_worker = True
+                offline = WorkerOffline(
+                    worker_id=worker.worker_id,
+                    grid=worker.grid,
+                    reason="last_will",
+                    last_seen=change.last_seen,
+                )
+                plan.events.append((offline, worker.grid, worker.worker_id))
+            return
+        self._seen(plan, change, message.received_at)
+        duty = str(report.state)
+        if duty != change.duty:
+            change.duty = duty
+            change.persist_worker = True
+
+    def _position(
+        self, plan: _Batch, change: _Change, ping: LocationPing, message: InboundMessage
+    ) -> None:
+        worker = change.state
+        point = ping.wgs84(worker.datum)
+        outside: bool | None = None
+        tracker = change.tracker
+        if tracker is not None:
+            area = self._registry.grids.area(worker.grid)
+            outside = not area.contains(point)
+            transition = tracker.observe(point, ping.accuracy_m, ping.fix_time)
+            if transition is not None:
+                cls = (
+                    WorkerLeftGrid if transition.kind is TransitionKind.LEFT else WorkerEnteredGrid
+                )
+                event = cls(
+                    worker_id=worker.worker_id,
+                    grid=worker.grid,
+                    since=transition.since,
+                    lat=point.lat,
+                    lon=point.lon,
+                )
+                plan.events.append((event, worker.grid, worker.worker_id))
+        plan.rows.append(
+            {
+                "worker_id": ping.worker_id,
+                "fix_time": ping.fix_time,
+                "sent_time": ping.sent_time,
+                "received_at": message.received_at,
+                "lat": point.lat,
+                "lon": point.lon,
+                "accuracy_m": ping.accuracy_m,
+                "altitude_m": ping.altitude_m,
+                "speed_mps": ping.speed_mps,
+                "heading_deg": ping.heading_deg,
+                "battery_pct": ping.battery_pct,
+                "source_datum": str(ping.resolved_datum(worker.datum)),
+                "outside": outside,
+            }
+        )
+        newest_time = change.newest[0].fix_time if change.newest else worker.last_fix
+        if ping.fix_time > newest_time:
+            change.newest = (ping, message.received_at, point)
+
+    async def _commit(self, plan: _Batch) -> None:
+        insert = self._insert
+        try:
+            async with self._sessions() as session, session.begin():
+                stored = 0
+                if plan.rows:
+                    result = await session.execute(
+                        insert(Position).on_conflict_do_nothing().returning(Position.id),
+                        plan.rows,
+                    )
+                    stored = len(result.all())
+                for change in plan.changes.values():
+                    await self._persist_change(session, change)
+                for event, grid, subject in plan.events:
+                    add_event(session, event.envelope(source=SOURCE, org=grid, subject=subject))
+        except Exception as err:
+            raise NotReadyError(f"positions not stored: {type(err).__name__}: {err}") from err
+        self._counters.stored += stored
+        self._counters.duplicates += len(plan.rows) - stored
+
+    async def _persist_change(self, session: AsyncSession, change: _Change) -> None:
+        worker = change.state
+        if change.persist_worker:
+            await session.execute(
+                update(Worker)
+                .where(Worker.id == worker.worker_id)
+                .values(online=change.online, duty=change.duty)
+            )
+        if change.newest is None:
+            return
+        ping, received_at, point = change.newest
+        in_grid = change.tracker.state if change.tracker is not None else "unknown"
+        values = {
+            "fix_time": ping.fix_time,
+            "received_at": received_at,
+            "lat": point.lat,
+            "lon": point.lon,
+            "accuracy_m": ping.accuracy_m,
+            "battery_pct": ping.battery_pct,
+            "in_grid": str(in_grid),
+        }
+        upsert = self._insert(LatestPosition).values(worker_id=worker.worker_id, **values)
+        await session.execute(
+            upsert.on_conflict_do_update(index_elements=[LatestPosition.worker_id], set_=values)
+        )
+
+    def _apply(self, plan: _Batch) -> None:
+        for change in plan.changes.values():
+            state = change.state
+            state.tracker = change.tracker
+            state.online = change.online
+            state.duty = change.duty
+            state.last_seen = change.last_seen
+            if change.newest is not None:
+                ping, received_at, point = change.newest
+                state.last_fix = ping.fix_time
+                self._live.offer(
+                    state,
+                    WorkerPosition(
+                        worker_id=state.worker_id,
+                        lat=point.lat,
+                        lon=point.lon,
+                        accuracy_m=ping.accuracy_m,
+                        fix_time=ping.fix_time,
+                        received_at=received_at,
+                        battery_pct=ping.battery_pct,
+                        speed_mps=ping.speed_mps,
+                        heading_deg=ping.heading_deg,
+                    ),
+                )
+        if plan.events:
+            self._counters.events += len(plan.events)
+            self._relay.notify()
+
+    # ---- silence ------------------------------------------------------------------------
+
+    async def check_silence(self, now: float | None = None) -> int:
+        """Raise ``worker.offline`` once for each online worker, not off duty, silent for
+        ``offline_after`` seconds (time the hub itself was down does not count). Returns
+        how many went offline."""
+        now = time.time() if now is None else now
+        limit = self._settings.offline_after
+        async with self._lock:
+            silent = [
+                state
+                for state in self._registry
+                if state.online
+                and state.duty != Duty.OFF_DUTY
+                and now - max(state.last_seen or 0.0, self._started) > limit
+            ]
+            if not silent:
+                return 0
+            try:
+                async with self._sessions() as session, session.begin():
+                    for state in silent:
+                        await session.execute(
+                            update(Worker).where(Worker.id == state.worker_id).values(online=False)
+                        )
+                        event = WorkerOffline(
+                            worker_id=state.worker_id,
+                            grid=state.grid,
+                            reason="silent",
+                            last_seen=state.last_seen,
+                        )
+                        add_event(
+                            session,
+                            event.envelope(source=SOURCE, org=state.grid, subject=state.worker_id),
+                        )
+            except Exception as err:
+                log.warning("offline check not stored; retrying", error=str(err))
+                return 0
+            for state in silent:
+                state.online = False
+            self._counters.events += len(silent)
+        self._relay.notify()
+        return len(silent)
+
+    async def watch_silence(self) -> None:
+        """Run :meth:`check_silence` forever (a background task)."""
+        while True:
+            await asyncio.sleep(self._settings.offline_check_interval)
+            await self.check_silence()

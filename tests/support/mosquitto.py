@@ -1,0 +1,151 @@
+"""A private ``mosquitto`` process for tests that stop, kill and restart the broker.
+
+The shared Mosquitto on 127.0.0.1:1883 must never be restarted by a test; this one runs on
+a free port from a temporary config (anonymous clients allowed, persistence off, logging
+off) and is always killed on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from tests.support.redis_server import free_port
+
+MOSQUITTO = "mosquitto"
+SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+"""Where Debian puts the broker; often not on a user's PATH."""
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+_POLL = 0.02
+
+
+class MosquittoServer:
+    """One mosquitto process on a fixed port; start, stop, kill, start again."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        listener_config: str = "",
+        global_config: str = "allow_anonymous true\n",
+        tls: bool = False,
+    ) -> None:
+        """``listener_config`` goes under the listener (e.g. certfile lines),
+        ``global_config`` after it (e.g. ``max_inflight_messages 0``, a password_file)."""
+        self.port = port or free_port()
+        self.tls = tls
+        self._proc: asyncio.subprocess.Process | None = None
+        self._dir = tempfile.TemporaryDirectory(prefix="hub-mosquitto-")
+        self._config = Path(self._dir.name) / "mosquitto.conf"
+        self._config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            f"{listener_config}"
+            f"{global_config}"
+            "persistence false\n"
+            "log_dest none\n"
+        )
+
+    @property
+    def url(self) -> str:
+        """The mqtt:// (or mqtts://) URL of this broker."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self._proc is not None and self._proc.returncode is None
+
+    async def start(self) -> None:
+        """Start the broker and return once it accepts TCP connections."""
+        if self.running:
+            return
+        binary = shutil.which(MOSQUITTO, path=f"{os.environ.get('PATH', '')}:{SBIN_PATH}")
+        if binary is None:
+            raise RuntimeError(f"{MOSQUITTO} is not installed")
+        self._proc = await asyncio.create_subprocess_exec(
+            binary,
+            "-c",
+            str(self._config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await self._wait_listening()
+        except BaseException:
+            await self.stop(signal.SIGKILL)
+            raise
+
+    async def _wait_listening(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT
+        while True:
+            if self._proc is None or self._proc.returncode is not None:
+                raise RuntimeError(f"mosquitto on port {self.port} exited at start")
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", self.port), timeout=1.0
+                )
+            except (OSError, TimeoutError):
+                if loop.time() > deadline:
+                    raise TimeoutError(f"mosquitto on port {self.port} did not start") from None
+                await asyncio.sleep(_POLL)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+
+    async def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the process with ``sig`` (SIGKILL if it lingers) and wait for it."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            if proc is not None:
+                await proc.wait()
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def kill(self) -> None:
+        """Stop the broker abruptly, as a crash would."""
+        await self.stop(signal.SIGKILL)
+
+    async def restart(self) -> None:
+        """Kill the broker and start a fresh, empty one on the same port."""
+        await self.kill()
+        await self.start()
+
+    async def close(self) -> None:
+        """Kill the broker if running and remove its directory."""
+        try:
+            await self.kill()
+        finally:
+            self._dir.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def private_mosquitto(
+    port: int | None = None, **config: Any
+) -> AsyncIterator[MosquittoServer]:
+    """A started private mosquitto (``config``: MosquittoServer's keywords), killed and
+    cleaned up on exit."""
+    server = MosquittoServer(port, **config)
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.close()

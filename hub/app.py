@@ -63,9 +63,10 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
     app.router.add_post("/api/v1/events", ingest.post_event)
-    from hub.api import directory, docs
+    from hub.api import directory, docs, workers
 
     directory.add_routes(app)
+    workers.add_routes(app)
     docs.add_routes(app)
     if WEB_ROOT.is_dir():
         app.router.add_get("/", _index)
@@ -139,8 +140,8 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         if settings.outbox.enabled:
             tasks.spawn(relay.run(), name="outbox relay")
         tasks.spawn(_prune_loop(hub), name="ingest prune")
-        workers = await locations.registry.load()
-        log.info("grid workers loaded", workers=workers, grids=len(locations.registry.grids))
+        worker_count = await locations.registry.load()
+        log.info("grid workers loaded", workers=worker_count, grids=len(locations.registry.grids))
         tasks.spawn(locations.watch_silence(), name="worker silence watch")
         for adapter in hub.adapters:
             await _start_adapter(adapter, tasks)

@@ -172,10 +172,32 @@ class UserPage(BaseModel):
     )
 
 
-class UserQuery(BaseModel):
-    """Query parameters of ``GET /api/v1/users``."""
+class PageQuery(BaseModel):
+    """Cursor pagination over records ordered by id (shared by list endpoints)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE, description="Page size.")
+    cursor: str | None = Field(
+        None, max_length=MAX_CURSOR, description="Opaque `next_cursor` of the previous page."
+    )
+
+    def after(self) -> str | None:
+        """The last id of the previous page, decoded from the cursor."""
+        if self.cursor is None:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(self.cursor + "=" * (-len(self.cursor) % 4))
+            after = orjson.loads(raw)["after"]
+        except (binascii.Error, ValueError, KeyError, TypeError) as err:
+            raise bad_query([{"loc": "cursor", "msg": "not a cursor this API issued"}]) from err
+        if not isinstance(after, str):
+            raise bad_query([{"loc": "cursor", "msg": "not a cursor this API issued"}])
+        return after
+
+
+class UserQuery(PageQuery):
+    """Query parameters of ``GET /api/v1/users``."""
 
     org: str | None = Field(
         None, description="Only users in this org subtree (default: the caller's own)."
@@ -186,10 +208,6 @@ class UserQuery(BaseModel):
     active: bool | None = Field(None, description="Only active (true) or inactive (false) users.")
     q: str | None = Field(
         None, min_length=1, max_length=MAX_QUERY, description="Substring of the name or id."
-    )
-    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE, description="Page size.")
-    cursor: str | None = Field(
-        None, max_length=MAX_CURSOR, description="Opaque `next_cursor` of the previous page."
     )
 
     @field_validator("org")
@@ -204,22 +222,9 @@ class UserQuery(BaseModel):
             raise ValueError(f"unknown role {value!r}")
         return value
 
-    def after(self) -> str | None:
-        """The last user id of the previous page, decoded from the cursor."""
-        if self.cursor is None:
-            return None
-        try:
-            raw = base64.urlsafe_b64decode(self.cursor + "=" * (-len(self.cursor) % 4))
-            after = orjson.loads(raw)["after"]
-        except (binascii.Error, ValueError, KeyError, TypeError) as err:
-            raise bad_query([{"loc": "cursor", "msg": "not a cursor this API issued"}]) from err
-        if not isinstance(after, str):
-            raise bad_query([{"loc": "cursor", "msg": "not a cursor this API issued"}])
-        return after
-
 
 def encode_cursor(after: str) -> str:
-    """The opaque cursor that continues after user id ``after``."""
+    """The opaque cursor that continues after id ``after``."""
     return base64.urlsafe_b64encode(orjson.dumps({"after": after})).decode().rstrip("=")
 
 

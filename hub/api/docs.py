@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from hub.api import directory
+from hub.api import directory, workers
 from hub.api.asyncapi import WEBSOCKET_PATH, build_asyncapi
 from hub.api.ingest import MAX_IDEMPOTENCY_KEY, IngestAccepted, IngestRequest
 from hub.api.openapi import build_openapi
@@ -153,7 +153,11 @@ CORE_OPERATIONS: dict[RouteKey, Operation] = {
     ),
 }  # fmt: skip
 
-OPERATIONS: dict[RouteKey, Operation] = {**CORE_OPERATIONS, **directory.OPERATIONS}
+OPERATIONS: dict[RouteKey, Operation] = {
+    **CORE_OPERATIONS,
+    **directory.OPERATIONS,
+    **workers.OPERATIONS,
+}
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -75,6 +75,15 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "user.not_found": ErrorCode(404, "No user with this id."),
     "user.exists": ErrorCode(409, "A user with this id already exists."),
     "user.invalid": ErrorCode(422, "The user does not validate (see details)."),
+    # -- grid workers ---------------------------------------------------------------------
+    "worker.not_found": ErrorCode(404, "No grid worker with this id."),
+    "worker.exists": ErrorCode(409, "A grid worker with this id already exists."),
+    "worker.invalid": ErrorCode(
+        422, "The worker does not validate, or their grid is not an existing grid node."
+    ),
+    "track.too_long": ErrorCode(
+        422, "Too many fixes in the range to return unsimplified: narrow it or simplify."
+    ),
 }
 
 BEARER_CODES = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")

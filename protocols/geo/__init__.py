@@ -35,6 +35,7 @@ from protocols.geo.tracks import (
     path_length_m,
     simplify,
     summarize,
+    time_outside_from_flags,
     time_outside_s,
     track_feature,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "path_length_m",
     "simplify",
     "summarize",
+    "time_outside_from_flags",
     "time_outside_s",
     "to_wgs84",
     "track_feature",

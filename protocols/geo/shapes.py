@@ -97,6 +97,20 @@ class Area:
         distance = self.boundary_distance_m(point)
         return -distance if self.contains(point) else distance
 
+    def to_feature(self) -> dict[str, Any]:
+        """The area as a GeoJSON Feature (properties: path, name, level)."""
+        rings = [[[list(pt) for pt in ring] for ring in poly.rings] for poly in self.polygons]
+        geometry = (
+            {"type": "Polygon", "coordinates": rings[0]}
+            if len(rings) == 1
+            else {"type": "MultiPolygon", "coordinates": rings}
+        )
+        return {
+            "type": "Feature",
+            "properties": {"path": self.path, "name": self.name, "level": self.level},
+            "geometry": geometry,
+        }
+
     def area_m2(self) -> float:
         """Approximate area in square metres (shoelace in a local projection)."""
         ref = LatLon((self.bbox.min_lat + self.bbox.max_lat) / 2, self.bbox.min_lon)

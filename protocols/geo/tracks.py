@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
+import numpy as np
+
 from protocols.geo.shapes import EARTH_RADIUS_M, METRES_PER_DEGREE, Area, LatLon
 
+VECTOR_SPAN = 256
+"""Spans longer than this are scanned with NumPy, shorter ones in plain Python."""
 COORDINATE_DECIMALS = 6  # 1e-6° ≈ 0.1 m: finer than any phone fix
 
 
@@ -90,47 +94,71 @@ def simplify(points: Sequence[TrackPoint], tolerance_m: float) -> list[TrackPoin
     """Douglas–Peucker: keep the fewest points so that every dropped fix lies within
     ``tolerance_m`` of the kept polyline. Kept points keep their times; the first and last
     are always kept. Distances are to segments (not infinite lines), so a patrol loop that
-    ends where it started is not collapsed. Iterative, so long tracks do not recurse deeply.
+    ends where it started is not collapsed. Iterative, so long tracks do not recurse deeply;
+    each span's farthest point is found with one vectorised pass (a month of 5-second
+    fixes is half a million points).
     """
     n = len(points)
     if n <= 2 or tolerance_m <= 0:
         return list(points)
     ref_lat = points[0].lat
-    kx = METRES_PER_DEGREE * math.cos(math.radians(ref_lat))
-    ky = METRES_PER_DEGREE
-    lon0 = points[0].lon
-    xs = [(p.lon - lon0) * kx for p in points]
-    ys = [(p.lat - ref_lat) * ky for p in points]
-    keep = bytearray(n)
-    keep[0] = keep[n - 1] = 1
+    coords = np.array([(p.lon, p.lat) for p in points], dtype=np.float64)
+    xs = (coords[:, 0] - points[0].lon) * (METRES_PER_DEGREE * math.cos(math.radians(ref_lat)))
+    ys = (coords[:, 1] - ref_lat) * METRES_PER_DEGREE
+    xl, yl = xs.tolist(), ys.tolist()
+    keep = np.zeros(n, dtype=bool)
+    keep[0] = keep[n - 1] = True
     tol2 = tolerance_m * tolerance_m
     stack = [(0, n - 1)]
     while stack:
         first, last = stack.pop()
         if last - first < 2:
             continue
-        ax, ay, bx, by = xs[first], ys[first], xs[last], ys[last]
-        dx, dy = bx - ax, by - ay
-        length2 = dx * dx + dy * dy
-        worst, worst_i = -1.0, -1
-        for i in range(first + 1, last):
-            px, py = xs[i] - ax, ys[i] - ay
-            if length2 > 0.0:
-                t = (px * dx + py * dy) / length2
-                if t < 0.0:
-                    t = 0.0
-                elif t > 1.0:
-                    t = 1.0
-                px -= t * dx
-                py -= t * dy
-            d2 = px * px + py * py
-            if d2 > worst:
-                worst, worst_i = d2, i
+        if last - first > VECTOR_SPAN:
+            worst_i, worst = _farthest(xs, ys, first, last)
+        else:
+            worst_i, worst = _farthest_small(xl, yl, first, last)
         if worst > tol2:
-            keep[worst_i] = 1
+            keep[worst_i] = True
             stack.append((first, worst_i))
             stack.append((worst_i, last))
-    return [p for p, k in zip(points, keep, strict=True) if k]
+    return [points[int(i)] for i in np.flatnonzero(keep)]
+
+
+def _farthest_small(xs: list[float], ys: list[float], first: int, last: int) -> tuple[int, float]:
+    """:func:`_farthest` in plain Python: faster than NumPy's call overhead on short spans."""
+    ax, ay = xs[first], ys[first]
+    dx, dy = xs[last] - ax, ys[last] - ay
+    length2 = dx * dx + dy * dy
+    worst, worst_i = -1.0, first + 1
+    for i in range(first + 1, last):
+        px, py = xs[i] - ax, ys[i] - ay
+        if length2 > 0.0:
+            t = (px * dx + py * dy) / length2
+            t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+            px -= t * dx
+            py -= t * dy
+        d2 = px * px + py * py
+        if d2 > worst:
+            worst, worst_i = d2, i
+    return worst_i, worst
+
+
+def _farthest(xs: Any, ys: Any, first: int, last: int) -> tuple[int, float]:
+    """Index and squared distance of the point of ``(first, last)`` farthest from the
+    segment between them."""
+    ax, ay = xs[first], ys[first]
+    dx, dy = xs[last] - ax, ys[last] - ay
+    px = xs[first + 1 : last] - ax
+    py = ys[first + 1 : last] - ay
+    length2 = dx * dx + dy * dy
+    if length2 > 0.0:
+        t = np.clip((px * dx + py * dy) / length2, 0.0, 1.0)
+        px = px - t * dx
+        py = py - t * dy
+    d2 = px * px + py * py
+    i = int(np.argmax(d2))
+    return first + 1 + i, float(d2[i])
 
 
 def time_outside_s(
@@ -150,20 +178,45 @@ def time_outside_s(
     return total
 
 
+def time_outside_from_flags(
+    points: Sequence[TrackPoint],
+    outside: Sequence[bool | None],
+    *,
+    max_gap_s: float | None = None,
+) -> float:
+    """Like :func:`time_outside_s`, from a per-fix outside flag worked out when the fix
+    arrived (so a long track needs no geometry). A None flag counts as inside."""
+    total = 0.0
+    for i in range(len(points) - 1):
+        if not outside[i]:
+            continue
+        gap = points[i + 1].time - points[i].time
+        if max_gap_s is None or gap <= max_gap_s:
+            total += gap
+    return total
+
+
 def summarize(
     points: Sequence[TrackPoint],
     *,
     area: Area | None = None,
+    outside: Sequence[bool | None] | None = None,
     jitter_m: float = 0.0,
     max_gap_s: float | None = None,
 ) -> TrackSummary:
-    """Distance, duration and (when the worker's grid is given) time outside it."""
+    """Distance, duration and time outside the worker's grid: from per-fix ``outside``
+    flags when given, else from the ``area`` when given, else None."""
     check_sorted(points)
+    outside_s: float | None = None
+    if outside is not None:
+        outside_s = time_outside_from_flags(points, outside, max_gap_s=max_gap_s)
+    elif area is not None:
+        outside_s = time_outside_s(points, area, max_gap_s=max_gap_s)
     return TrackSummary(
         point_count=len(points),
         distance_m=path_length_m(points, jitter_m=jitter_m),
         duration_s=duration_s(points),
-        time_outside_s=None if area is None else time_outside_s(points, area, max_gap_s=max_gap_s),
+        time_outside_s=outside_s,
     )
 
 
@@ -176,6 +229,7 @@ def track_feature(
     *,
     tolerance_m: float | None = None,
     area: Area | None = None,
+    outside: Sequence[bool | None] | None = None,
     jitter_m: float = 0.0,
     max_gap_s: float | None = None,
     times: Literal["unix", "iso"] = "unix",
@@ -189,7 +243,7 @@ def track_feature(
     With fewer than two points the geometry is a Point (one fix) or null (none), since a
     GeoJSON LineString needs two positions. Extra ``properties`` are merged in.
     """
-    summary = summarize(points, area=area, jitter_m=jitter_m, max_gap_s=max_gap_s)
+    summary = summarize(points, area=area, outside=outside, jitter_m=jitter_m, max_gap_s=max_gap_s)
     shown = simplify(points, tolerance_m) if tolerance_m else list(points)
     coords = [[round(p.lon, COORDINATE_DECIMALS), round(p.lat, COORDINATE_DECIMALS)] for p in shown]
     geometry: dict[str, Any] | None

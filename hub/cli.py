@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import resource
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 CONSOLE_USER = "admin"
 
@@ -76,7 +79,7 @@ def _serve(settings: Settings, args: Any) -> int:
     _raise_fd_limit()
     app = create_app(settings)
     if settings.demo_data:
-        app.on_startup.append(lambda _app: _print_welcome(settings))
+        app.on_startup.append(lambda started: _print_welcome(started, settings))
     try:
         web.run_app(
             app,
@@ -97,8 +100,9 @@ def _serve(settings: Settings, args: Any) -> int:
     return 0
 
 
-async def _print_welcome(settings: Settings) -> None:
+async def _print_welcome(app: web.Application, settings: Settings) -> None:
     from hub.auth.tokens import mint_token
+    from hub.state import HUB
 
     token = mint_token(
         settings.jwt_secret.get_secret_value(),
@@ -108,8 +112,14 @@ async def _print_welcome(settings: Settings) -> None:
         ttl=settings.jwt_ttl,
     )
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    phones = ""
+    for adapter in app[HUB].adapters:
+        url = getattr(adapter, "broker_url", None)
+        if url:
+            kind = "embedded broker" if settings.mqtt_url is None else "broker"
+            phones = f"  Grid phones (MQTT, {kind}): {url}\n"
     print(
-        f"\nGrid Hub is running.\n  Console:  http://{host}:{settings.port}/\n"
+        f"\nGrid Hub is running.\n  Console:  http://{host}:{settings.port}/\n{phones}"
         f"  Login token ({CONSOLE_USER}, district d01):\n  {token}\n",
         flush=True,
     )

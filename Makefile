@@ -45,6 +45,7 @@ unit: install-dev
 
 bench: install-dev services
 	$(BIN)/python -m tests.bench.fanout
+	$(BIN)/python -m tests.bench.ingest
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -297,8 +297,12 @@ class MqttAdapter:
             await self._ingest([message for message, _ in batch])
             conn = self._conn
             if conn is not None:
+                # One write per connection generation (normally one for the whole batch).
+                acks: dict[int, list[tuple[int, int]]] = {}
                 for _, delivery in batch:
-                    conn.ack(delivery.mid, delivery.qos, delivery.generation)
+                    acks.setdefault(delivery.generation, []).append((delivery.mid, delivery.qos))
+                for generation, deliveries in acks.items():
+                    conn.ack_many(deliveries, generation)
             self._in_flight = 0
             if conn is not None and conn.paused and self.buffered < self._capacity:
                 conn.resume_reading()

@@ -9,10 +9,15 @@ runs on a worker thread. While it does, the loop does not touch the client (no r
 writer or timer is registered yet, acks are refused); the socket hooks it fires are recorded
 and applied on the loop once the thread returns. CONNECT itself is written by the loop.
 
-Acknowledgements are manual (``manual_ack=True``): the owner acks each QoS 1 message when it
-has been persisted. A message carries the connection generation it arrived on; an ack for
-an older generation is dropped, because after a reconnect the broker redelivers unacked
-messages and may reuse their packet ids for other messages.
+Once the socket is on the loop, the connection reads it itself, in chunks: QoS 0/1 PUBLISH
+packets are decoded here (frames.py) and every other packet is handed to paho, which reads
+it from a :class:`~adapters.mqtt.stream.BrokerStream` standing in for its socket; all
+writes, paho's and the acknowledgements, go out through that stream in order.
+
+Acknowledgements are manual: the owner acks each QoS 1 message when it has been persisted,
+in batches (one write for a whole batch). A message carries the connection generation it
+arrived on; an ack for an older generation is dropped, because after a reconnect the broker
+redelivers unacked messages and may reuse their packet ids for other messages.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import contextlib
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +40,22 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from adapters.mqtt.address import BrokerAddress, ProtocolVersion
+from adapters.mqtt.frames import (
+    MalformedPacket,
+    decode_publish,
+    is_fast_publish,
+    next_frame,
+    puback,
+)
+from adapters.mqtt.stream import BrokerStream
 
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
 
 MISC_INTERVAL = 1.0
 """Seconds between ``loop_misc`` calls (keepalive pings and their timeout)."""
-READ_BURST = 64
-"""Packets read per readable event before yielding to the loop."""
+READ_CHUNK = 256 * 1024
+"""Bytes read from the socket per readable event (hundreds of pings)."""
 SUBSCRIBE_QOS = 1
 
 
@@ -96,6 +110,8 @@ class MqttConnection:
         self._loop_thread = threading.get_ident()
         self._client = self._make_client()
         self._sock: SocketLike | None = None  # the socket registered on the loop
+        self._stream: BrokerStream | None = None  # what paho uses as its socket meanwhile
+        self._inbuf = bytearray()  # read from the socket, not yet a whole packet
         self._thread_open: SocketLike | None = None
         self._thread_wants_write = False
         self._writing = False
@@ -104,7 +120,6 @@ class MqttConnection:
         self._link_up = False  # CONNACK accepted, socket not closed since
         self._closing = False
         self._generation = 0
-        self._received = 0
         self._misc: asyncio.TimerHandle | None = None
         self._connack: asyncio.Future[tuple[ReasonCode, bool]] | None = None
         self._subacks: dict[int, asyncio.Future[list[ReasonCode]]] = {}
@@ -253,11 +268,26 @@ class MqttConnection:
 
     def ack(self, mid: int, qos: int, generation: int) -> bool:
         """Acknowledge a delivery; False (and nothing sent) if its connection is gone."""
-        if qos == 0:
-            return True
+        return self.ack_many([(mid, qos)], generation)
+
+    def ack_many(self, deliveries: list[tuple[int, int]], generation: int) -> bool:
+        """Acknowledge ``(mid, qos)`` deliveries of one generation in a single write; False
+        (and nothing sent) if their connection is gone."""
         if not self._link_up or generation != self._generation:
             return False
-        return self._client.ack(mid, qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
+        stream = self._stream
+        if stream is None:
+            return False
+        packets = b"".join([puback(mid) for mid, qos in deliveries if qos == 1])
+        if not packets:
+            return True
+        try:
+            stream.write(packets)
+        except OSError as err:
+            stream.fail(err)
+            self._loop.call_soon(self._on_readable)  # paho learns of the loss there
+            return False
+        return True
 
     def pause_reading(self) -> None:
         """Stop reading the socket (the broker's sends back up in TCP, then in its queue)."""
@@ -326,6 +356,11 @@ class MqttConnection:
 
     def _register(self, sock: SocketLike) -> None:
         self._sock = sock
+        self._inbuf.clear()
+        self._stream = BrokerStream(sock, self._start_writing)
+        # paho has no hook for a socket of the caller's making: swap it in here, before
+        # paho writes CONNECT (it is queued until the loop writes it).
+        self._client._sock = self._stream
         self._writing = False
         if not self._paused:
             self._loop.add_reader(sock, self._on_readable)
@@ -337,6 +372,8 @@ class MqttConnection:
         self._loop.remove_reader(sock)
         self._loop.remove_writer(sock)
         self._sock = None
+        self._stream = None
+        self._inbuf.clear()
         self._writing = False
         if self._misc is not None:
             self._misc.cancel()
@@ -355,6 +392,8 @@ class MqttConnection:
             self._thread_open = sock
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: SocketLike) -> None:
+        if isinstance(sock, BrokerStream):
+            sock = sock.raw
         if self._on_loop_thread():
             self._unregister(sock)
         elif self._thread_open is sock:
@@ -369,27 +408,74 @@ class MqttConnection:
     def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: SocketLike) -> None:
         if not self._on_loop_thread():
             self._thread_wants_write = False
-        elif self._writing and self._sock is sock:
-            self._writing = False
-            self._loop.remove_writer(sock)
+        elif self._writing and self._sock is not None and sock in (self._sock, self._stream):
+            stream = self._stream
+            if stream is None or not stream.wants_write:
+                self._writing = False
+                self._loop.remove_writer(self._sock)
 
     def _on_readable(self) -> None:
-        client = self._client
-        for _ in range(READ_BURST):
-            if self._paused or self._sock is None:
+        stream = self._stream
+        if self._paused or stream is None:
+            return
+        data = stream.read(READ_CHUNK)
+        if data is not None:
+            if data:
+                self._inbuf += data
+                # What paho would note had it read the bytes (its keepalive check uses it).
+                self._client._last_bytes_received = time.monotonic()
+            else:
+                self._client.loop_read()  # paho reads the end of the stream and reports it
                 return
-            before = self._received
-            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return  # paho closed the socket and reported the disconnect
-            if self._received == before:
-                break  # nothing more buffered, or a control packet: wait for the selector
+        self._process_packets()
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and not self._paused and sock.pending():
             self._loop.call_soon(self._on_readable)
 
+    def _process_packets(self) -> None:
+        buf = self._inbuf
+        pos = 0
+        v5 = self.v5
+        try:
+            while not self._paused and self._stream is not None:
+                frame = next_frame(buf, pos)
+                if frame is None:
+                    break
+                pos = frame.end
+                if is_fast_publish(frame.header):
+                    topic, payload, mid = decode_publish(buf, frame, v5=v5)
+                    qos = (frame.header >> 1) & 3
+                    self._on_message_cb(Delivery(topic, payload, mid, qos, self._generation))
+                else:
+                    self._stream.feed(buf[frame.start : frame.end])
+                    if self._client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        return  # paho closed the socket and reported the disconnect
+        except MalformedPacket as err:
+            self._stream_failed(f"malformed packet from the broker: {err}")
+            return
+        del buf[:pos]
+
+    def _stream_failed(self, why: str) -> None:
+        stream = self._stream
+        if stream is not None:
+            stream.fail(ConnectionError(why))
+            self._client.loop_read()
+
     def _on_writable(self) -> None:
-        if self._sock is not None:
-            self._client.loop_write()
+        stream = self._stream
+        if self._sock is None or stream is None:
+            return
+        try:
+            stream.flush()
+        except OSError as err:
+            stream.fail(err)
+            self._loop.call_soon(self._on_readable)
+            return
+        if self._client.want_write():
+            self._client.loop_write()  # through the stream; unregisters when all is out
+        elif not stream.wants_write and self._writing and self._sock is not None:
+            self._writing = False
+            self._loop.remove_writer(self._sock)
 
     def _on_misc(self) -> None:
         self._misc = None
@@ -445,7 +531,7 @@ class MqttConnection:
             self._on_lost_cb(str(reason))
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        self._received += 1
+        # Only what the fast path leaves to paho (a QoS 2 PUBLISH) gets here.
         self._on_message_cb(
             Delivery(
                 message.topic, bytes(message.payload), message.mid, message.qos, self._generation

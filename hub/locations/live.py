@@ -10,9 +10,11 @@ could not take is superseded by the next one, and the latest position is in the 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 
 import structlog
+from pydantic import ValidationError
 
 from hub.bus import BusUnavailable
 from hub.events import WorkerPosition
@@ -20,10 +22,18 @@ from hub.locations.registry import WorkerState
 from hub.metrics import LocationCounters
 from hub.publisher import Publisher, channels_for_org
 from hub.tasks import TaskRegistry
+from protocols.geo import LatLon
+from protocols.mqtt import LocationPing
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "hub/locations"
+LiveFix = tuple[LocationPing, float, LatLon]
+"""A worker's newest stored fix: the ping, the hub's receive time, the WGS-84 point. The
+event is built from it only when it is pushed (most fixes are superseded before that)."""
+PUSH_SLACK = 0.02
+"""Seconds a push that fell due may wait, so pushes falling due together go out in one
+task and one timer: it never makes a push earlier, so still at most one per interval."""
 
 
 class LivePositions:
@@ -41,41 +51,77 @@ class LivePositions:
         self._tasks = tasks
         self._counters = counters
         self._interval = interval
-        self._pending: dict[str, tuple[WorkerState, WorkerPosition]] = {}
+        self._pending: dict[str, tuple[WorkerState, LiveFix]] = {}
+        self._due: list[tuple[float, str]] = []  # heap: when each pending worker may go
+        self._ready: list[tuple[WorkerState, LiveFix]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0.0
+        self._send_scheduled = False
 
-    def offer(self, state: WorkerState, position: WorkerPosition) -> None:
-        """A newer position of ``state``'s worker: push it now or when its interval ends."""
-        self._pending[state.worker_id] = (state, position)
-        self._flush()
+    def offer(self, state: WorkerState, fix: LiveFix) -> None:
+        """A newer position of ``state``'s worker: push it now or when its interval ends.
 
-    def _flush(self) -> None:
+        Constant work per call (a heap push at most): a batch offers one position per
+        worker, and thousands of workers may be waiting for their interval to end.
+        """
+        worker_id = state.worker_id
+        if worker_id in self._pending:
+            self._pending[worker_id] = (state, fix)  # keeps its place in the heap
+            return
         now = time.monotonic()
-        wait: float | None = None
-        ready: list[tuple[WorkerState, WorkerPosition]] = []
-        for worker_id, (state, position) in list(self._pending.items()):
-            due = state.last_push + self._interval - now
-            if due > 0:
-                wait = due if wait is None else min(wait, due)
-                continue
-            del self._pending[worker_id]
+        due = state.last_push + self._interval
+        if due <= now:
             state.last_push = now
-            ready.append((state, position))
-        if ready:
-            self._counters.pushed += len(ready)
-            self._tasks.spawn(self._publish(ready), name="live positions")
-        if wait is not None:
-            due_at = now + wait
-            if self._timer is None or due_at < self._timer_due:
-                if self._timer is not None:
-                    self._timer.cancel()
-                self._timer_due = due_at
-                self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
+            self._ready.append((state, fix))
+            self._schedule_send()
+            return
+        self._pending[worker_id] = (state, fix)
+        heapq.heappush(self._due, (due, worker_id))
+        self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None and self._timer_due <= due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        delay = due - time.monotonic() + PUSH_SLACK
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._flush()
+        now = time.monotonic()
+        due_list = self._due
+        while due_list and due_list[0][0] <= now:
+            _, worker_id = heapq.heappop(due_list)
+            entry = self._pending.pop(worker_id, None)
+            if entry is None:
+                continue
+            state = entry[0]
+            due = state.last_push + self._interval
+            if due > now:  # pushed meanwhile through another path: wait again
+                self._pending[worker_id] = entry
+                heapq.heappush(due_list, (due, worker_id))
+                continue
+            state.last_push = now
+            self._ready.append(entry)
+        if self._ready:
+            self._schedule_send()
+        if due_list:
+            self._arm(due_list[0][0])
+
+    def _schedule_send(self) -> None:
+        # One publishing task for everything that fell due in this turn of the loop.
+        if not self._send_scheduled:
+            self._send_scheduled = True
+            asyncio.get_running_loop().call_soon(self._send)
+
+    def _send(self) -> None:
+        self._send_scheduled = False
+        ready, self._ready = self._ready, []
+        if ready:
+            self._counters.pushed += len(ready)
+            self._tasks.spawn(self._publish(ready), name="live positions")
 
     def close(self) -> None:
         """Drop pending pushes and the timer."""
@@ -83,9 +129,26 @@ class LivePositions:
             self._timer.cancel()
             self._timer = None
         self._pending.clear()
+        self._due.clear()
+        self._ready.clear()
 
-    async def _publish(self, ready: list[tuple[WorkerState, WorkerPosition]]) -> None:
-        for state, position in ready:
+    async def _publish(self, ready: list[tuple[WorkerState, LiveFix]]) -> None:
+        for state, (ping, received_at, point) in ready:
+            try:
+                position = WorkerPosition(
+                    worker_id=state.worker_id,
+                    lat=point.lat,
+                    lon=point.lon,
+                    accuracy_m=ping.accuracy_m,
+                    fix_time=ping.fix_time,
+                    received_at=received_at,
+                    battery_pct=ping.battery_pct,
+                    speed_mps=ping.speed_mps,
+                    heading_deg=ping.heading_deg,
+                )
+            except ValidationError as err:  # stored already; one bad push must not stop the rest
+                log.warning("live position not pushed", worker=state.worker_id, error=str(err))
+                continue
             envelope = position.envelope(source=SOURCE, org=state.grid, subject=state.worker_id)
             try:
                 await self._publisher.publish_encoded(

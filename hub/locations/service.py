@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,7 +33,6 @@ from hub.events import (
     WorkerLeftGrid,
     WorkerOffline,
     WorkerOnline,
-    WorkerPosition,
 )
 from hub.locations.live import LivePositions
 from hub.locations.ports import InboundMessage
@@ -57,6 +56,10 @@ log = structlog.get_logger(__name__)
 SOURCE = "hub/locations"
 REJECT_LOG_INTERVAL = 10.0
 """Seconds between log lines about rejected phone messages (counts are always kept)."""
+LATEST_FIELDS = (
+    "fix_time", "received_at", "lat", "lon", "accuracy_m", "battery_pct", "in_grid",
+)  # fmt: skip
+"""The columns of ``latest_positions`` an upsert overwrites."""
 
 
 @dataclass(slots=True)
@@ -100,7 +103,18 @@ class LocationService:
         self._relay = relay
         self._settings = settings
         self._counters = counters
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._store_positions = insert(Position).on_conflict_do_nothing().returning(Position.id)
+        upsert = insert(LatestPosition)
+        self._store_latest = upsert.on_conflict_do_update(
+            index_elements=[LatestPosition.worker_id],
+            set_={name: upsert.excluded[name] for name in LATEST_FIELDS},
+        )
+        self._store_workers = (
+            update(Worker)
+            .where(Worker.id == bindparam("b_id"))
+            .values(online=bindparam("b_online"), duty=bindparam("b_duty"))
+        )
         self._prefix = topic_prefix.rstrip("/")
         self._lock = asyncio.Lock()
         self._started = time.time()
@@ -190,7 +204,7 @@ class LocationService:
     def _plan(self, parsed: list[tuple[Any, InboundMessage]]) -> _Batch:
         plan = _Batch()
         seen: set[tuple[str, float]] = set()
-        pings: list[tuple[LocationPing, InboundMessage, _Change]] = []
+        pings: list[tuple[LocationPing, InboundMessage, _Change, LatLon]] = []
         for item, message in parsed:
             state = self._registry.get(item.worker_id)
             if state is None:
@@ -200,16 +214,22 @@ class LocationService:
             if isinstance(item, StatusReport):
                 self._status(plan, change, item, message)
                 continue
+            point = item.wgs84(state.datum)
+            if not _on_the_globe(point):
+                # A valid BD-09 (or GCJ-02) fix near a pole or the antimeridian converts to
+                # a point past it; stored, it would fail the live push after the commit.
+                self._reject(str(RejectReason.OUT_OF_RANGE), f"{item.worker_id}: {point}")
+                continue
             key = (item.worker_id, item.fix_time)
             if key in seen:
                 self._counters.duplicates += 1
                 continue
             seen.add(key)
             self._seen(plan, change, message.received_at)
-            pings.append((item, message, change))
+            pings.append((item, message, change, point))
         pings.sort(key=lambda p: p[0].fix_time)
-        for ping, message, change in pings:
-            self._position(plan, change, ping, message)
+        for ping, message, change, point in pings:
+            self._position(plan, change, ping, message, point)
         return plan
 
     def _status(
@@ -235,10 +255,14 @@ class LocationService:
             change.persist_worker = True
 
     def _position(
-        self, plan: _Batch, change: _Change, ping: LocationPing, message: InboundMessage
+        self,
+        plan: _Batch,
+        change: _Change,
+        ping: LocationPing,
+        message: InboundMessage,
+        point: LatLon,
     ) -> None:
         worker = change.state
-        point = ping.wgs84(worker.datum)
         outside: bool | None = None
         tracker = change.tracker
         if tracker is not None:
@@ -279,18 +303,25 @@ class LocationService:
             change.newest = (ping, message.received_at, point)
 
     async def _commit(self, plan: _Batch) -> None:
-        insert = self._insert
+        # Core statements built once and run with one parameter list each (executemany):
+        # a batch costs three statements, not one per worker.
+        workers = [
+            {"b_id": change.state.worker_id, "b_online": change.online, "b_duty": change.duty}
+            for change in plan.changes.values()
+            if change.persist_worker
+        ]
+        latest = [_latest_row(change) for change in plan.changes.values() if change.newest]
         try:
             async with self._sessions() as session, session.begin():
+                conn = await session.connection()
                 stored = 0
                 if plan.rows:
-                    result = await session.execute(
-                        insert(Position).on_conflict_do_nothing().returning(Position.id),
-                        plan.rows,
-                    )
+                    result = await conn.execute(self._store_positions, plan.rows)
                     stored = len(result.all())
-                for change in plan.changes.values():
-                    await self._persist_change(session, change)
+                if workers:
+                    await conn.execute(self._store_workers, workers)
+                if latest:
+                    await conn.execute(self._store_latest, latest)
                 for event, grid, subject in plan.events:
                     add_event(session, event.envelope(source=SOURCE, org=grid, subject=subject))
         except Exception as err:
@@ -298,33 +329,10 @@ class LocationService:
         self._counters.stored += stored
         self._counters.duplicates += len(plan.rows) - stored
 
-    async def _persist_change(self, session: AsyncSession, change: _Change) -> None:
-        worker = change.state
-        if change.persist_worker:
-            await session.execute(
-                update(Worker)
-                .where(Worker.id == worker.worker_id)
-                .values(online=change.online, duty=change.duty)
-            )
-        if change.newest is None:
-            return
-        ping, received_at, point = change.newest
-        in_grid = change.tracker.state if change.tracker is not None else "unknown"
-        values = {
-            "fix_time": ping.fix_time,
-            "received_at": received_at,
-            "lat": point.lat,
-            "lon": point.lon,
-            "accuracy_m": ping.accuracy_m,
-            "battery_pct": ping.battery_pct,
-            "in_grid": str(in_grid),
-        }
-        upsert = self._insert(LatestPosition).values(worker_id=worker.worker_id, **values)
-        await session.execute(
-            upsert.on_conflict_do_update(index_elements=[LatestPosition.worker_id], set_=values)
-        )
-
     def _apply(self, plan: _Batch) -> None:
+        """Bring memory in line with the committed batch. Nothing here may raise: the batch
+        is committed, and an error would make the adapter retry it (events twice)."""
+        offers = []
         for change in plan.changes.values():
             state = change.state
             state.tracker = change.tracker
@@ -332,25 +340,17 @@ class LocationService:
             state.duty = change.duty
             state.last_seen = change.last_seen
             if change.newest is not None:
-                ping, received_at, point = change.newest
-                state.last_fix = ping.fix_time
-                self._live.offer(
-                    state,
-                    WorkerPosition(
-                        worker_id=state.worker_id,
-                        lat=point.lat,
-                        lon=point.lon,
-                        accuracy_m=ping.accuracy_m,
-                        fix_time=ping.fix_time,
-                        received_at=received_at,
-                        battery_pct=ping.battery_pct,
-                        speed_mps=ping.speed_mps,
-                        heading_deg=ping.heading_deg,
-                    ),
-                )
+                state.last_fix = change.newest[0].fix_time
+                offers.append((state, change.newest))
         if plan.events:
             self._counters.events += len(plan.events)
             self._relay.notify()
+        for state, newest in offers:
+            try:
+                self._live.offer(state, newest)
+            except Exception:
+                # A live push is a view of stored state; the next fix supersedes it.
+                log.warning("live position not offered", worker=state.worker_id, exc_info=True)
 
     # ---- silence ------------------------------------------------------------------------
 
@@ -400,3 +400,25 @@ class LocationService:
         while True:
             await asyncio.sleep(self._settings.offline_check_interval)
             await self.check_silence()
+
+
+def _on_the_globe(point: LatLon) -> bool:
+    """True for a WGS-84 point within ±90° latitude and ±180° longitude (NaN is not)."""
+    return -90.0 <= point.lat <= 90.0 and -180.0 <= point.lon <= 180.0
+
+
+def _latest_row(change: _Change) -> dict[str, Any]:
+    """The ``latest_positions`` row of a worker whose newest fix this batch brought."""
+    assert change.newest is not None
+    ping, received_at, point = change.newest
+    in_grid = change.tracker.state if change.tracker is not None else "unknown"
+    return {
+        "worker_id": change.state.worker_id,
+        "fix_time": ping.fix_time,
+        "received_at": received_at,
+        "lat": point.lat,
+        "lon": point.lon,
+        "accuracy_m": ping.accuracy_m,
+        "battery_pct": ping.battery_pct,
+        "in_grid": str(in_grid),
+    }

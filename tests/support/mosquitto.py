@@ -1,8 +1,10 @@
 """A private ``mosquitto`` process for tests that stop, kill and restart the broker.
 
 The shared Mosquitto on 127.0.0.1:1883 must never be restarted by a test; this one runs on
-a free port from a temporary config (anonymous clients allowed, persistence off, logging
-off) and is always killed on exit.
+a free port from a temporary config (anonymous clients allowed, logging off) and is always
+killed on exit. Persistence is off unless asked for; with ``persistence=True`` the broker
+keeps its database in its temporary directory, so ``stop()`` (SIGTERM: the broker saves)
+followed by ``start()`` brings back its sessions and queued messages.
 """
 
 from __future__ import annotations
@@ -37,19 +39,31 @@ class MosquittoServer:
         listener_config: str = "",
         global_config: str = "allow_anonymous true\n",
         tls: bool = False,
+        persistence: bool = False,
     ) -> None:
         """``listener_config`` goes under the listener (e.g. certfile lines),
-        ``global_config`` after it (e.g. ``max_inflight_messages 0``, a password_file)."""
+        ``global_config`` after it (e.g. ``max_inflight_messages 0``, a password_file);
+        ``persistence`` keeps sessions and queued messages across a graceful restart."""
         self.port = port or free_port()
         self.tls = tls
         self._proc: asyncio.subprocess.Process | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="hub-mosquitto-")
         self._config = Path(self._dir.name) / "mosquitto.conf"
+        if persistence:
+            # Saved on a graceful stop (and every autosave_interval, 30 min by default).
+            # Started as root, mosquitto drops to its own user: let that user write here.
+            Path(self._dir.name).chmod(0o711)
+            data = Path(self._dir.name) / "data"
+            data.mkdir()
+            data.chmod(0o777)
+            store = f"persistence true\npersistence_location {data}/\n"
+        else:
+            store = "persistence false\n"
         self._config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             f"{listener_config}"
             f"{global_config}"
-            "persistence false\n"
+            f"{store}"
             "log_dest none\n"
         )
 
@@ -125,7 +139,8 @@ class MosquittoServer:
         await self.stop(signal.SIGKILL)
 
     async def restart(self) -> None:
-        """Kill the broker and start a fresh, empty one on the same port."""
+        """Kill the broker and start it again on the same port: a fresh, empty one unless
+        persistence is on (then it has what it last saved, e.g. at a graceful stop)."""
         await self.kill()
         await self.start()
 

@@ -1,0 +1,1 @@
+"""Grid phones' location pipeline, end to end: MQTT in, database, console pushes, events."""

@@ -1,5 +1,6 @@
 # Grid Hub. `make run` starts the hub on embedded defaults with demo data;
-# `make test` installs, starts any of PostgreSQL/Redis/Mosquitto that is down, runs the suite.
+# `make test` installs, starts any of PostgreSQL/Redis/Mosquitto that is down, installs the
+# Chromium the end-to-end tests drive if it is missing, runs the suite.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEV    := $(VENV)/.installed-dev-stamp
 
-.PHONY: install install-dev run test lint typecheck unit services bench clean
+.PHONY: install install-dev run test lint typecheck unit e2e services browser bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ run: install
 services:
 	@bash .ci/ensure-services
 
+browser:
+	@bash .ci/ensure-chromium
+
 lint: install-dev
 	$(BIN)/ruff check hub protocols adapters streams tests
 	$(BIN)/ruff format --check hub protocols adapters streams tests
@@ -37,11 +41,14 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-test: install-dev services lint typecheck
+test: install-dev services browser lint typecheck
 	$(BIN)/pytest
 
 unit: install-dev
 	$(BIN)/pytest tests/unit
+
+e2e: install-dev browser
+	$(BIN)/pytest tests/e2e
 
 bench: install-dev services
 	$(BIN)/python -m tests.bench.fanout

@@ -118,9 +118,11 @@ async def _print_welcome(app: web.Application, settings: Settings) -> None:
         if url:
             kind = "embedded broker" if settings.mqtt_url is None else "broker"
             phones = f"  Grid phones (MQTT, {kind}): {url}\n"
+    console = f"http://{host}:{settings.port}/"
     print(
-        f"\nGrid Hub is running.\n  Console:  http://{host}:{settings.port}/\n{phones}"
-        f"  Login token ({CONSOLE_USER}, district d01):\n  {token}\n",
+        f"\nGrid Hub is running.\n  Console:  {console}\n{phones}"
+        f"  Login token ({CONSOLE_USER}, district d01):\n  {token}\n"
+        f"  Console, signed in:\n  {console}?token={token}\n",
         flush=True,
     )
 

@@ -1,0 +1,250 @@
+// The console's entry point: sign-in, then the map and the live feed of the user's org node.
+
+import { ApiError, getJson } from "./api.js";
+import {
+  clearToken,
+  decodeToken,
+  isExpired,
+  storeToken,
+  storedToken,
+  takeTokenFromUrl,
+} from "./auth.js";
+import { createFeed } from "./feed.js";
+import { el } from "./format.js";
+import { applyStatic, getLang, onLangChange, setLang, t } from "./i18n.js";
+import { connectLive } from "./live.js";
+import { createWorkerMap } from "./map.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** The channel of an org node (hub/auth/channels.py org_channel). */
+const orgChannel = (path) => `org:${path}`;
+
+let session = null; // {token, claims, live, map, feed}
+let signinMessage = null; // dictionary key shown on the sign-in form
+let banner = null; // [key, vars] of the banner under the top bar
+
+function setBanner(key, vars = {}) {
+  banner = key ? [key, vars] : null;
+  $("banner").textContent = key ? t(key, vars) : "";
+  $("banner").hidden = !key;
+}
+
+function showSignIn(messageKey = null) {
+  signinMessage = messageKey;
+  document.body.dataset.view = "signin";
+  $("signin-view").hidden = false;
+  $("console-view").hidden = true;
+  $("session").hidden = true;
+  $("signin-error").textContent = messageKey ? t(messageKey) : "";
+  $("signin-error").hidden = !messageKey;
+  setBanner(null);
+  $("token-input").focus();
+}
+
+function stopSession() {
+  if (!session) return;
+  session.live?.close();
+  session.map?.destroy();
+  session.feed?.destroy();
+  session.stopped = true;
+  session = null;
+}
+
+/** Sign out because the hub refused the token; back to the sign-in form with the reason. */
+function authFailed(reason) {
+  stopSession();
+  clearToken();
+  showSignIn(reason === "expired" ? "auth.expired" : "auth.invalid");
+}
+
+function apiFailed(err, messageKey, render) {
+  if (err instanceof ApiError && err.unauthorized) {
+    authFailed(err.expired ? "expired" : "invalid");
+    return;
+  }
+  let message = err.message;
+  if (err instanceof ApiError && err.status === 403) message = t("auth.forbidden");
+  else if (err instanceof ApiError && err.status === 0) message = t(err.code);
+  render(messageKey, { message });
+}
+
+function renderUser(claims, profile) {
+  $("user-name").textContent = profile?.name ?? claims.user;
+  $("user-name").title = profile?.title ?? "";
+  $("user-id").textContent = profile?.name ? claims.user : "";
+  const orgName = session?.map?.orgName(claims.org) ?? claims.org;
+  $("user-org").textContent = orgName === claims.org ? claims.org : `${orgName} · ${claims.org}`;
+  $("user-roles").replaceChildren(
+    ...claims.roles.map((role) => el("span", "role", t(`role.${role}`))),
+  );
+}
+
+function setConnection(state) {
+  document.body.dataset.connection = state;
+  $("conn").dataset.state = state;
+  $("conn-text").textContent = t(`conn.${state}`);
+  if (state === "reconnecting") setBanner("conn.lost");
+  else if (state === "disconnected") setBanner("conn.closed");
+  else if (banner?.[0] === "conn.lost" || banner?.[0] === "conn.closed") setBanner(null);
+}
+
+function setSubscription(state) {
+  document.body.dataset.subscription = state;
+  $("feed-channel").dataset.state = state;
+  $("feed-channel").title = t(`sub.${state}`);
+}
+
+async function loadGrids(current) {
+  try {
+    const grids = await getJson("/api/v1/grids", current.token);
+    if (current.stopped) return;
+    current.map.setGrids(grids);
+    renderUser(current.claims, current.profile);
+    current.feed.refresh();
+  } catch (err) {
+    if (!current.stopped) apiFailed(err, "map.load_failed", current.map.showMessage);
+  }
+}
+
+async function loadPositions(current) {
+  try {
+    const positions = await getJson("/api/v1/workers/positions", current.token);
+    if (current.stopped) return;
+    current.map.setPositions(positions.items ?? []);
+    current.feed.refresh();
+  } catch (err) {
+    if (!current.stopped) apiFailed(err, "map.positions_failed", setBanner);
+  }
+}
+
+async function loadProfile(current) {
+  try {
+    current.profile = await getJson(
+      `/api/v1/users/${encodeURIComponent(current.claims.user)}`,
+      current.token,
+    );
+    if (!current.stopped) renderUser(current.claims, current.profile);
+  } catch {
+    // A token's user need not be in the directory: the token's claims are shown instead.
+  }
+}
+
+function start(token) {
+  let claims;
+  try {
+    claims = decodeToken(token);
+  } catch {
+    clearToken();
+    showSignIn("signin.malformed");
+    return;
+  }
+  if (isExpired(claims)) {
+    clearToken();
+    showSignIn("auth.expired");
+    return;
+  }
+  stopSession();
+  document.body.dataset.view = "console";
+  $("signin-view").hidden = true;
+  $("console-view").hidden = false;
+  $("session").hidden = false;
+  $("feed").replaceChildren();
+  $("feed-channel").textContent = orgChannel(claims.org);
+
+  const current = { token, claims, profile: null, stopped: false };
+  session = current;
+  current.map = createWorkerMap(
+    {
+      svg: $("map"),
+      wrap: $("map-wrap"),
+      tooltip: $("map-tooltip"),
+      message: $("map-message"),
+      tbody: $("workers").tBodies[0],
+      count: $("workers-count"),
+      empty: $("workers-empty"),
+    },
+    {
+      lookupWorker: (id) => getJson(`/api/v1/workers/${encodeURIComponent(id)}`, token),
+      onNamesChanged: () => current.feed?.refresh(),
+    },
+  );
+  current.feed = createFeed(
+    { list: $("feed"), empty: $("feed-empty"), count: $("feed-count") },
+    { worker: (id) => current.map.workerName(id), org: (path) => current.map.orgName(path) },
+  );
+  renderUser(claims, null);
+  setConnection("connecting");
+  setSubscription("subscribing");
+  loadGrids(current);
+  loadProfile(current);
+
+  current.live = connectLive({
+    token,
+    channel: orgChannel(claims.org),
+    onState: (state) => {
+      if (!current.stopped) setConnection(state);
+    },
+    onSubscription: (state, ctx) => {
+      if (current.stopped) return;
+      setSubscription(state);
+      // Positions are loaded once subscribed, so nothing falls between the two; again
+      // after any reconnect whose missed publications could not all be recovered.
+      if (state === "subscribed" && !(ctx.wasRecovering && ctx.recovered)) loadPositions(current);
+    },
+    onPublication: (envelope) => {
+      if (current.stopped) return;
+      current.map.apply(envelope);
+      current.feed.add(envelope);
+    },
+    onAuthFailure: (reason) => {
+      if (!current.stopped) authFailed(reason);
+    },
+    onSubscribeError: (message) => {
+      if (!current.stopped) setBanner("sub.failed", { message });
+    },
+  });
+}
+
+function boot() {
+  applyStatic();
+  $("lang-toggle").addEventListener("click", () => setLang(getLang() === "zh" ? "en" : "zh"));
+  onLangChange(() => {
+    if (signinMessage && !$("signin-view").hidden) $("signin-error").textContent = t(signinMessage);
+    if (banner) setBanner(...banner);
+    if (session) {
+      setConnection(document.body.dataset.connection);
+      setSubscription(document.body.dataset.subscription);
+      renderUser(session.claims, session.profile);
+    }
+  });
+  $("signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = $("token-input").value.trim();
+    if (!token) {
+      showSignIn("signin.empty");
+      return;
+    }
+    try {
+      decodeToken(token);
+    } catch {
+      showSignIn("signin.malformed");
+      return;
+    }
+    storeToken(token);
+    $("token-input").value = "";
+    start(token);
+  });
+  $("signout").addEventListener("click", () => {
+    stopSession();
+    clearToken();
+    showSignIn();
+  });
+
+  takeTokenFromUrl();
+  const token = storedToken();
+  if (token) start(token);
+  else showSignIn();
+}
+
+boot();

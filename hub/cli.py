@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import resource
 import sys
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,7 @@ def _serve(settings: Settings, args: Any) -> int:
     configure_logging(settings.log_format, settings.log_level)
     _raise_fd_limit()
     app = create_app(settings)
+    app.on_startup.append(_freeze_heap)
     if settings.demo_data:
         app.on_startup.append(lambda started: _print_welcome(started, settings))
     try:
@@ -98,6 +100,13 @@ def _serve(settings: Settings, args: Any) -> int:
         )
         return 1
     return 0
+
+
+async def _freeze_heap(app: web.Application) -> None:
+    """Once started, keep what lives as long as the process out of the cyclic garbage
+    collector's scans: the ingest path allocates enough to trigger many of them (about a
+    tenth of its CPU time before)."""
+    gc.freeze()
 
 
 async def _print_welcome(app: web.Application, settings: Settings) -> None:

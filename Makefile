@@ -53,6 +53,7 @@ e2e: install-dev browser
 bench: install-dev services
 	$(BIN)/python -m tests.bench.fanout
 	$(BIN)/python -m tests.bench.ingest
+	$(BIN)/python -m tests.bench.track
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

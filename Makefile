@@ -54,6 +54,7 @@ bench: install-dev services
 	$(BIN)/python -m tests.bench.fanout
 	$(BIN)/python -m tests.bench.ingest
 	$(BIN)/python -m tests.bench.track
+	$(BIN)/python -m tests.bench.notices
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -35,8 +35,11 @@ from hub.locations.live import LivePositions
 from hub.locations.registry import WorkerRegistry
 from hub.locations.service import LocationService
 from hub.metrics import HubMetrics
+from hub.notices.rpc import NoticeRpc
+from hub.notices.service import NoticeService
 from hub.org.seed import seed
 from hub.publisher import Publisher
+from hub.sms.service import SmsService
 from hub.state import HUB, SETTINGS, Adapter, Hub
 from hub.tasks import TaskRegistry
 from protocols.geo import GridIndex, HysteresisConfig
@@ -63,9 +66,13 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
     app.router.add_post("/api/v1/events", ingest.post_event)
-    from hub.api import directory, docs, workers
+    from hub.api import directory, docs, notices, workers
 
     directory.add_routes(app)
+    notices.add_routes(app)
+    from adapters.sms import callbacks as sms_callbacks
+
+    sms_callbacks.add_routes(app)
     workers.add_routes(app)
     docs.add_routes(app)
     if WEB_ROOT.is_dir():
@@ -117,14 +124,20 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     gateway = Gateway(bus, settings.gateway, verifier, publisher, tasks)
     metrics = HubMetrics()
     locations = make_location_service(settings, sessions, publisher, relay, tasks, metrics, url)
+    notices = make_notice_service(sessions, publisher, relay, tasks, gateway)
     hub = Hub(
         settings, engine, sessions, bus, publisher, relay, gateway, verifier, tasks, metrics,
-        locations,
+        locations, notices,
     )  # fmt: skip
     if settings.mqtt.enabled:
         from adapters.mqtt import MqttAdapter
 
         hub.adapters.append(MqttAdapter(settings.mqtt_url, settings.mqtt, locations, tasks))
+    sms = SmsService(sessions, relay, settings.sms, skip_locked=not url.startswith("sqlite"))
+    hub.sms = sms
+    from adapters.sms import SmsAdapter
+
+    hub.adapters.append(SmsAdapter(settings.sms, sms, tasks))
     metrics.bind(hub)
     app[HUB] = hub
     try:
@@ -143,6 +156,7 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         worker_count = await locations.registry.load()
         log.info("grid workers loaded", workers=worker_count, grids=len(locations.registry.grids))
         tasks.spawn(locations.watch_silence(), name="worker silence watch")
+        tasks.spawn(sms.run(), name="sms sender")
         for adapter in hub.adapters:
             await _start_adapter(adapter, tasks)
         log.info("hub started", bus=bus.name, database=engine.dialect.name)
@@ -160,6 +174,21 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
             await asyncio.wait_for(bus.stop(), timeout)
         await engine.dispose()
         log.info("hub stopped")
+
+
+def make_notice_service(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: Publisher,
+    relay: OutboxRelay,
+    tasks: TaskRegistry,
+    gateway: Gateway,
+) -> NoticeService:
+    """The notice service, its rpc methods registered with the gateway."""
+    notices = NoticeService(sessions, publisher, relay, tasks)
+    rpc = NoticeRpc(notices)
+    gateway.register_rpc("notice.read", rpc.read)
+    gateway.register_rpc("notice.unread", rpc.unread)
+    return notices
 
 
 def make_location_service(

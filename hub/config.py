@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -162,6 +162,56 @@ class LocationSettings(BaseModel):
     )
 
 
+class SmsSettings(BaseModel):
+    """Outbound and inbound SMS (hub/sms, adapters/sms)."""
+
+    provider: Literal["console", "http", "smpp"] = Field(
+        "console", description="console (log and store), http (Jasmin-compatible) or smpp."
+    )
+    sender: str = Field("10690000", description="Our service number (source address).")
+    max_segments: int = Field(10, description="Longest text accepted, in segments.")
+    rate_per_second: float = Field(20.0, description="Segments submitted per second, at most.")
+    batch_size: int = Field(50, description="Messages claimed per sender sweep.")
+    poll_interval: float = Field(1.0, description="Seconds between sender sweeps when idle.")
+    retry_min_delay: float = Field(2.0, description="First back-off after a temporary error (s).")
+    retry_max_delay: float = Field(300.0, description="Longest back-off between attempts (s).")
+    max_attempts: int = Field(20, description="Attempts before a message is failed for good.")
+    sending_timeout: float = Field(
+        120.0,
+        description="Seconds after which a claimed message with no provider id is sent again.",
+    )
+    submit_timeout: float = Field(30.0, description="Seconds one submission may take.")
+    event_org: str = Field("d01", description="Org node whose channels get sms.* events.")
+    gateway_url: str = Field(
+        "http://127.0.0.1:1401", description="Jasmin-compatible HTTP API base URL (http)."
+    )
+    username: str = Field("hub", description="HTTP gateway user name.")
+    password: SecretStr = Field(SecretStr(""), description="HTTP gateway password.")
+    callback_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="This hub's URL as the gateway reaches it, for delivery reports (http).",
+    )
+    callback_token: SecretStr | None = Field(
+        None, description="If set, gateway callbacks must carry ?token=<it>."
+    )
+    smpp_host: str = Field("127.0.0.1", description="SMSC host (smpp).")
+    smpp_port: int = Field(2775, description="SMSC port (smpp).")
+    system_id: str = Field("hub", description="SMPP system_id.")
+    smpp_password: SecretStr = Field(SecretStr(""), description="SMPP password.")
+    system_type: str = Field("", description="SMPP system_type.")
+    window: int = Field(10, description="Outstanding submit_sm PDUs allowed (smpp).")
+    enquire_link_interval: float = Field(30.0, description="Seconds between enquire_link.")
+    response_timeout: float = Field(10.0, description="Seconds the SMSC has to answer a PDU.")
+    reconnect_max_delay: float = Field(30.0, description="Longest wait between SMPP reconnects.")
+
+    @model_validator(mode="after")
+    def _sending_outlives_submit(self) -> SmsSettings:
+        # A claim must outlive any submission, or a slow one would be resent while running.
+        if self.sending_timeout <= self.submit_timeout:
+            raise ValueError("sms.sending_timeout must exceed sms.submit_timeout")
+        return self
+
+
 class Settings(BaseSettings):
     """All hub settings."""
 
@@ -209,6 +259,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     locations: LocationSettings = Field(default_factory=LocationSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -167,6 +167,94 @@ class WorkerOnline(EventData):
     )
 
 
+NoticeKind = Literal["meeting", "matter", "work_arrangement", "red_header"]
+NoticeLevel = Literal["normal", "urgent"]
+
+
+class NoticeNew(EventData):
+    """A notice for the recipient: the pop-up (the full body is fetched over REST)."""
+
+    type: ClassVar[str] = "notice.new"
+    summary: ClassVar[str] = "A notice arrived for this user (on user:<id> only)."
+
+    notice_id: str
+    kind: NoticeKind
+    level: NoticeLevel
+    title: str = Field(max_length=200)
+    excerpt: str = Field(
+        max_length=200, description="The start of the body; GET /api/v1/notices/{id} has it all."
+    )
+    attachment_count: int = Field(ge=0)
+    sender_id: str
+    sender_name: str
+    sender_org: str
+    created_at: str = Field(description="When it was sent (ISO 8601, UTC).")
+
+
+class NoticeReadProgress(EventData):
+    """Read receipts counted for the sender (at most one per notice per second)."""
+
+    type: ClassVar[str] = "notice.read_progress"
+    summary: ClassVar[str] = "Read / unread counts of a notice moved (on the sender's user:<id>)."
+
+    notice_id: str
+    read: int = Field(ge=0)
+    unread: int = Field(ge=0)
+    total: int = Field(ge=0)
+
+
+class NoticeSent(EventData):
+    """The sender's confirmation that a notice was stored with its recipients."""
+
+    type: ClassVar[str] = "notice.sent"
+    summary: ClassVar[str] = "A notice the user sent was stored (on the sender's user:<id>)."
+
+    notice_id: str
+    kind: NoticeKind
+    level: NoticeLevel
+    title: str = Field(max_length=200)
+    recipient_count: int = Field(ge=0)
+    created_at: str
+
+
+class SmsDelivered(EventData):
+    """An outbound SMS reached the handset (every part receipted delivered)."""
+
+    type: ClassVar[str] = "sms.delivered"
+    summary: ClassVar[str] = "An outbound SMS was delivered."
+
+    message_id: str
+    to: str
+    segments: int = Field(ge=1)
+    sent_at: str | None = None
+
+
+class SmsFailed(EventData):
+    """An outbound SMS will not be delivered: refused, undeliverable or expired."""
+
+    type: ClassVar[str] = "sms.failed"
+    summary: ClassVar[str] = "An outbound SMS failed for good (state failed or expired)."
+
+    message_id: str
+    to: str
+    state: Literal["failed", "expired"]
+    error: str | None = Field(None, max_length=500)
+    attempts: int = Field(ge=0)
+
+
+class SmsReceived(EventData):
+    """An inbound SMS from a phone, stored."""
+
+    type: ClassVar[str] = "sms.received"
+    summary: ClassVar[str] = "An SMS arrived from a phone."
+
+    inbound_id: str
+    sender: str
+    recipient: str
+    text: str
+    received_at: str
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.type: cls
     for cls in (
@@ -180,6 +268,12 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         WorkerEnteredGrid,
         WorkerOffline,
         WorkerOnline,
+        NoticeNew,
+        NoticeReadProgress,
+        NoticeSent,
+        SmsDelivered,
+        SmsFailed,
+        SmsReceived,
     )
 }
 

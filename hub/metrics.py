@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hub.sms.metrics import sms_metrics
+
 if TYPE_CHECKING:
     from hub.state import Hub
 
@@ -138,6 +140,8 @@ class _HubCollector(Collector):
             rejected.add_metric([code], count)
         yield rejected
         yield from _location_metrics(self._m.locations)
+        if hub.sms is not None:
+            yield from sms_metrics(hub.sms.counters)
         adapters = GaugeMetricFamily(
             "hub_adapter_ready", "1 while an adapter is connected.", labels=["adapter"]
         )

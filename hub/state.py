@@ -15,7 +15,9 @@ from hub.db.outbox import OutboxRelay
 from hub.gateway.service import Gateway
 from hub.locations.service import LocationService
 from hub.metrics import HubMetrics
+from hub.notices.service import NoticeService
 from hub.publisher import Publisher
+from hub.sms.service import SmsService
 from hub.tasks import TaskRegistry
 
 
@@ -50,7 +52,9 @@ class Hub:
     tasks: TaskRegistry
     metrics: HubMetrics
     locations: LocationService
+    notices: NoticeService
     adapters: list[Adapter] = field(default_factory=list)
+    sms: SmsService | None = None
 
 
 HUB = web.AppKey("hub", Hub)

@@ -107,7 +107,8 @@ async def _truncate(url: str) -> None:
         await conn.execute(
             text(
                 "TRUNCATE outbox, idempotency_keys, seen_signatures,"
-                " positions, latest_positions, workers"
+                " positions, latest_positions, workers, notice_recipients, notices,"
+                " sms_match_keys, sms_parts, sms_messages, sms_inbound"
             )
         )
     await engine.dispose()

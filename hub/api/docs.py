@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from hub.api import directory, workers
+from adapters.sms import callbacks as sms_callbacks
+from hub.api import directory, notices, workers
 from hub.api.asyncapi import WEBSOCKET_PATH, build_asyncapi
 from hub.api.ingest import MAX_IDEMPOTENCY_KEY, IngestAccepted, IngestRequest
 from hub.api.openapi import build_openapi
@@ -157,6 +158,8 @@ OPERATIONS: dict[RouteKey, Operation] = {
     **CORE_OPERATIONS,
     **directory.OPERATIONS,
     **workers.OPERATIONS,
+    **notices.OPERATIONS,
+    **sms_callbacks.OPERATIONS,
 }
 
 

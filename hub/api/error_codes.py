@@ -84,6 +84,32 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "track.too_long": ErrorCode(
         422, "Too many fixes in the range to return unsimplified: narrow it or simplify."
     ),
+    # -- notices --------------------------------------------------------------------------
+    "notice.invalid": ErrorCode(422, "The notice does not validate (see details)."),
+    "notice.not_found": ErrorCode(
+        404, "No such notice, or the caller is neither a recipient nor (for receipts) its sender."
+    ),
+    "notice.red_header_forbidden": ErrorCode(
+        403, "Red-header notices (红头文件) may be issued by leaders and admins only."
+    ),
+    "notice.target_outside_scope": ErrorCode(
+        403, "A target user or org lies outside the sender's org subtree."
+    ),
+    "notice.unknown_target": ErrorCode(422, "A target user or org does not exist (see details)."),
+    "notice.no_recipients": ErrorCode(422, "The targets resolve to no active user."),
+    # -- SMS (queue and gateway callbacks) ------------------------------------------------
+    "sms.invalid_number": ErrorCode(422, "The recipient is not 3-20 digits (optionally +)."),
+    "sms.invalid_text": ErrorCode(
+        422, "The text is empty, cannot be encoded, or needs more segments than allowed."
+    ),
+    "sms.invalid_key": ErrorCode(422, "The idempotency key is not 1-64 of A-Z a-z 0-9 . _ : -."),
+    "sms.key_conflict": ErrorCode(409, "The idempotency key was used for a different message."),
+    "sms.bad_dlr": ErrorCode(400, "The gateway's delivery report is not a Jasmin DLR."),
+    "sms.bad_mo": ErrorCode(400, "The gateway's inbound message is not a Jasmin MO callback."),
+    "sms.unknown_message": ErrorCode(
+        404, "The delivery report names no message this hub sent (or more than one)."
+    ),
+    "sms.callback_forbidden": ErrorCode(403, "The callback URL lacks the configured token."),
 }
 
 BEARER_CODES = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")

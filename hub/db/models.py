@@ -174,3 +174,118 @@ class LatestPosition(Base):
     accuracy_m: Mapped[float] = mapped_column(Float)
     battery_pct: Mapped[float | None] = mapped_column(Float)
     in_grid: Mapped[str] = mapped_column(String(8), default="unknown")
+
+
+class Notice(Base):
+    """A notice (通知公告) as sent: targets as given, recipients resolved into
+    ``notice_recipients`` at send time."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    """A ULID: notices sort by id in the order they were sent."""
+    kind: Mapped[str] = mapped_column(String(24))
+    level: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    sender_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id"), index=True)
+    sender_name: Mapped[str] = mapped_column(String(64))
+    sender_org: Mapped[str] = mapped_column(String(128))
+    targets: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recipient_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    """When every recipient's live push was published (null while the fan-out runs)."""
+
+
+class NoticeRecipient(Base):
+    """One recipient of a notice and their state: pushed, read (first read wins)."""
+
+    __tablename__ = "notice_recipients"
+
+    notice_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("notices.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id"), primary_key=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    """When the live push to the user's channel was published (or committed to the outbox)."""
+    read_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    read_via: Mapped[str | None] = mapped_column(String(8))
+    """ws or rest."""
+
+    __table_args__ = (
+        Index("ix_notice_recipients_user_unread", "user_id", "read_at", "notice_id"),
+        Index("ix_notice_recipients_notice_read", "notice_id", "read_at"),
+    )
+
+
+class SmsMessage(Base):
+    """An outbound SMS: the persistent queue row and its delivery state.
+
+    States: queued → sending (claimed, submission under way) → sent → delivered / failed /
+    expired; a temporary error puts it back to queued with ``next_attempt_at``.
+    """
+
+    __tablename__ = "sms_messages"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The caller's idempotency key, or a generated ULID."""
+    to: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    segments: Mapped[int] = mapped_column(Integer)
+    coding: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    final_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+    __table_args__ = (Index("ix_sms_messages_due", "state", "next_attempt_at"),)
+
+
+class SmsPart(Base):
+    """A provider's id for one submitted part of a message, and that part's state."""
+
+    __tablename__ = "sms_parts"
+
+    message_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("sms_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(72), index=True)
+    state: Mapped[str] = mapped_column(String(12), default="sent")
+    error: Mapped[str | None] = mapped_column(String(64))
+
+
+class SmsMatchKey(Base):
+    """A normalised key of a part's provider id (``message_id_keys``): receipts that write
+    the id differently (hex / decimal, leading zeros) find the part through it."""
+
+    __tablename__ = "sms_match_keys"
+
+    key: Mapped[str] = mapped_column(String(72), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class SmsInbound(Base):
+    """An inbound (mobile-originated) SMS as stored before it was acknowledged."""
+
+    __tablename__ = "sms_inbound"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str | None] = mapped_column(String(72))
+    received_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_id", name="uq_sms_inbound_provider_id"),
+    )

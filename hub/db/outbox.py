@@ -164,3 +164,16 @@ class OutboxRelay:
             await session.execute(
                 delete(OutboxEvent).where(OutboxEvent.published_at < utcnow() - RETENTION)
             )
+
+
+def add_personal_event(session: AsyncSession, envelope: Envelope, channels: Iterable[str]) -> None:
+    """Stage an event for ``channels`` only, not its org channels: a notice or a receipt
+    is news for the people it names, not for everyone watching the sender's org."""
+    session.add(
+        OutboxEvent(
+            event_id=envelope.id,
+            type=envelope.type,
+            channels=list(channels),
+            payload=envelope.encode().decode(),
+        )
+    )

@@ -23,7 +23,9 @@ export function endpoint() {
  * Callbacks: onState(state) with "connecting" | "connected" | "reconnecting" |
  * "disconnected"; onSubscription(state, ctx) with "subscribing" | "subscribed" |
  * "unsubscribed"; onPublication(envelope); onAuthFailure("expired" | "invalid");
- * onSubscribeError(message).
+ * onSubscribeError(message); onConnected() after each (re)connect; onPersonal(envelope) for
+ * publications on the user's server-side channel user:<id>. The returned object's
+ * rpc(method, data) resolves to the reply's data.
  */
 export function connectLive({
   token,
@@ -33,6 +35,8 @@ export function connectLive({
   onPublication,
   onAuthFailure,
   onSubscribeError,
+  onConnected = () => {},
+  onPersonal = () => {},
 }) {
   const Centrifuge = globalThis.Centrifuge;
   if (!Centrifuge) throw new Error("centrifuge-js is not loaded");
@@ -52,6 +56,11 @@ export function connectLive({
     everConnected = true;
     lastErrorCode = null;
     onState("connected");
+    onConnected();
+  });
+  // Publications of server-side subscriptions (the personal channel user:<id>).
+  client.on("publication", (ctx) => {
+    if (ctx.data && typeof ctx.data === "object") onPersonal(ctx.data);
   });
   client.on("error", (ctx) => {
     lastErrorCode = ctx.error?.code ?? null;
@@ -81,6 +90,10 @@ export function connectLive({
   client.connect();
 
   return {
+    async rpc(method, data) {
+      const result = await client.rpc(method, data);
+      return result.data;
+    },
     close() {
       client.removeAllListeners?.();
       client.disconnect();

@@ -14,6 +14,7 @@ import { el } from "./format.js";
 import { applyStatic, getLang, onLangChange, setLang, t } from "./i18n.js";
 import { connectLive } from "./live.js";
 import { createWorkerMap } from "./map.js";
+import { createNoticePopups } from "./notices.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -47,6 +48,7 @@ function stopSession() {
   session.live?.close();
   session.map?.destroy();
   session.feed?.destroy();
+  session.notices?.destroy();
   session.stopped = true;
   session = null;
 }
@@ -173,6 +175,9 @@ function start(token) {
     { list: $("feed"), empty: $("feed-empty"), count: $("feed-count") },
     { worker: (id) => current.map.workerName(id), org: (path) => current.map.orgName(path) },
   );
+  current.notices = createNoticePopups($("notices"), {
+    rpc: (method, data) => current.live.rpc(method, data),
+  });
   renderUser(claims, null);
   setConnection("connecting");
   setSubscription("subscribing");
@@ -203,6 +208,15 @@ function start(token) {
     onSubscribeError: (message) => {
       if (!current.stopped) setBanner("sub.failed", { message });
     },
+    onConnected: () => {
+      if (current.stopped) return;
+      current.notices.loadUnread().catch((err) => {
+        if (!current.stopped) setBanner("notice.read_failed", { message: err?.message ?? err });
+      });
+    },
+    onPersonal: (envelope) => {
+      if (!current.stopped) current.notices.apply(envelope);
+    },
   });
 }
 
@@ -216,6 +230,7 @@ function boot() {
       setConnection(document.body.dataset.connection);
       setSubscription(document.body.dataset.subscription);
       renderUser(session.claims, session.profile);
+      session.notices?.refresh();
     }
   });
   $("signin-form").addEventListener("submit", (event) => {

@@ -1,0 +1,1 @@
+"""SMS: the persistent outbound queue, delivery states from receipts, inbound messages."""

@@ -90,17 +90,106 @@ def location_payload(phone: Phone, rng: random.Random, fix_time: float) -> bytes
     )
 
 
-class PhoneFleet:
-    """The phones of one process, on one selector."""
+class FleetBase:
+    """What the paho phones and the raw phones share: a selector, the errors kept, the timed
+    publishing loop with its window of unacknowledged pings, and idling between commands.
+    Subclasses say how many phones are connected, how pings are encoded and sent, how the
+    broker's answers are read (``pump``) and how many PUBACKs came back (``acked``)."""
 
     def __init__(self, spec: PhoneSpec) -> None:
         self.spec = spec
         self.rng = random.Random(spec.seed)
         self.selector = selectors.DefaultSelector()
-        self.clients: list[paho.Client] = []
         self.connected = 0
-        self.acked = 0
         self.errors: list[str] = []
+
+    def _error(self, text: str) -> None:
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(text)
+
+    def pump(self, timeout: float) -> None:
+        """Read what the broker sent and write what is queued."""
+        raise NotImplementedError
+
+    def acked(self) -> int:
+        """PUBACKs received so far, all phones."""
+        raise NotImplementedError
+
+    def _phone_count(self) -> int:
+        raise NotImplementedError
+
+    def _encode_rows(
+        self, phones: list[Phone], topics: list[str], count: int, ts_base: float
+    ) -> list[list[Any]]:
+        """Row ``i`` holds each phone's ``i``-th ping, ready for ``_send``."""
+        raise NotImplementedError
+
+    def _send(self, phone: int, item: Any) -> None:
+        raise NotImplementedError
+
+    def publish(self, command: Message) -> Message:
+        """Each phone publishes ``count`` pings with fix times ``ts_base + i``."""
+        count = int(command["count"])
+        prefix = str(command["prefix"])
+        window = int(command["window"])
+        ts_base = float(command["ts_base"])
+        deadline = time.monotonic() + float(command["timeout"])
+        phones = list(self.spec.phones[: self._phone_count()])
+        topics = [location_topic(prefix, phone.worker_id) for phone in phones]
+        rows = self._encode_rows(phones, topics, count, ts_base)
+        total = count * len(phones)
+        acked_before = self.acked()
+        sent = 0
+        cpu_before = cpu_times()
+        first = time.time()
+        for row in rows:
+            for phone, item in enumerate(row):
+                self._send(phone, item)
+                sent += 1
+                if sent % PUMP_EVERY == 0:
+                    self.pump(0)
+                    while (
+                        sent - (self.acked() - acked_before) > window
+                        and time.monotonic() < deadline
+                    ):
+                        self.pump(0.01)
+        last_send = time.time()
+        while self.acked() - acked_before < total and time.monotonic() < deadline:
+            self.pump(0.05)
+        cpu_after = cpu_times()
+        acked = self.acked() - acked_before
+        if acked < total:
+            self._error(f"timed out: {acked} of {total} acknowledged by the broker")
+        return {
+            "type": "published",
+            "sent": sent,
+            "acked": acked,
+            "first": first,
+            "last_send": last_send,
+            "last_ack": time.time(),
+            "cpu": (cpu_after[0] - cpu_before[0]) + (cpu_after[1] - cpu_before[1]),
+            "errors": list(self.errors),
+        }
+
+    def idle_until_command(self, pipe: Connection) -> Message | None:
+        """Keep the connections alive until the orchestrator sends something (None: gone)."""
+        while True:
+            try:
+                if pipe.poll(0):
+                    message: Message = pipe.recv()
+                    return message
+            except (EOFError, OSError):
+                return None
+            self.pump(IDLE_POLL)
+
+
+class PhoneFleet(FleetBase):
+    """The phones of one process as paho clients, on one selector."""
+
+    def __init__(self, spec: PhoneSpec) -> None:
+        super().__init__(spec)
+        self.clients: list[paho.Client] = []
+        self._acks = 0
         self._last_misc = time.monotonic()
 
     # ---- connections --------------------------------------------------------------------
@@ -112,7 +201,11 @@ class PhoneFleet:
             self.connected += 1
 
     def _on_publish(self, client: paho.Client, _u: Any, _mid: int, _r: Any, _p: Any) -> None:
-        self.acked += 1
+        self._acks += 1
+
+    def acked(self) -> int:
+        """PUBACKs received so far, all phones."""
+        return self._acks
 
     def _on_disconnect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self._error(f"disconnected: {reason}")
@@ -123,10 +216,6 @@ class PhoneFleet:
     def _forget(self, sock: Any) -> None:
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(sock)
-
-    def _error(self, text: str) -> None:
-        if len(self.errors) < MAX_ERRORS_KEPT:
-            self.errors.append(text)
 
     def connect(self) -> None:
         """Connect every phone and wait for their CONNACKs (bounded)."""
@@ -174,59 +263,23 @@ class PhoneFleet:
 
     # ---- publishing ---------------------------------------------------------------------
 
-    def publish(self, command: Message) -> Message:
-        """Each phone publishes ``count`` pings with fix times ``ts_base + i``."""
-        count = int(command["count"])
-        prefix = str(command["prefix"])
-        window = int(command["window"])
-        ts_base = float(command["ts_base"])
-        deadline = time.monotonic() + float(command["timeout"])
-        phones = self.spec.phones[: len(self.clients)]
-        topics = [location_topic(prefix, phone.worker_id) for phone in phones]
-        payloads = [
-            [location_payload(phone, self.rng, ts_base + i) for phone in phones]
+    def _phone_count(self) -> int:
+        return len(self.clients)
+
+    def _encode_rows(
+        self, phones: list[Phone], topics: list[str], count: int, ts_base: float
+    ) -> list[list[Any]]:
+        return [
+            [
+                (topic, location_payload(phone, self.rng, ts_base + i))
+                for phone, topic in zip(phones, topics, strict=True)
+            ]
             for i in range(count)
         ]
-        total = count * len(self.clients)
-        self.acked = 0
-        sent = 0
-        cpu_before = cpu_times()
-        first = time.time()
-        for row in payloads:
-            for client, topic, payload in zip(self.clients, topics, row, strict=True):
-                client.publish(topic, payload, qos=1)
-                sent += 1
-                if sent % PUMP_EVERY == 0:
-                    self.pump(0)
-                    while sent - self.acked > window and time.monotonic() < deadline:
-                        self.pump(0.01)
-        last_send = time.time()
-        while self.acked < total and time.monotonic() < deadline:
-            self.pump(0.05)
-        cpu_after = cpu_times()
-        if self.acked < total:
-            self._error(f"timed out: {self.acked} of {total} acknowledged by the broker")
-        return {
-            "type": "published",
-            "sent": sent,
-            "acked": self.acked,
-            "first": first,
-            "last_send": last_send,
-            "last_ack": time.time(),
-            "cpu": (cpu_after[0] - cpu_before[0]) + (cpu_after[1] - cpu_before[1]),
-            "errors": list(self.errors),
-        }
 
-    def idle_until_command(self, pipe: Connection) -> Message | None:
-        """Keep the connections alive until the orchestrator sends something (None: gone)."""
-        while True:
-            try:
-                if pipe.poll(0):
-                    message: Message = pipe.recv()
-                    return message
-            except (EOFError, OSError):
-                return None
-            self.pump(IDLE_POLL)
+    def _send(self, phone: int, item: Any) -> None:
+        topic, payload = item
+        self.clients[phone].publish(topic, payload, qos=1)
 
     def close(self) -> None:
         """Disconnect every phone."""

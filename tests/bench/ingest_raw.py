@@ -10,21 +10,19 @@ counted) from pre-encoded packets, for a few µs each.
 from __future__ import annotations
 
 import contextlib
-import random
 import selectors
 import socket
 import time
 from multiprocessing.connection import Connection
+from typing import Any
 
-from tests.bench.control import Message, cpu_times, prepare_worker
+from tests.bench.control import prepare_worker
 from tests.bench.ingest_phones import (
     CONNECT_PUMP_EVERY,
-    IDLE_POLL,
-    MAX_ERRORS_KEPT,
-    PUMP_EVERY,
+    FleetBase,
+    Phone,
     PhoneSpec,
     location_payload,
-    location_topic,
     serve_phones,
 )
 
@@ -63,23 +61,14 @@ def publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
     return b"\x32" + _length(len(body)) + body
 
 
-class RawPhoneFleet:
-    """The phones of one process as plain sockets on one selector (same interface as
-    :class:`~tests.bench.ingest_phones.PhoneFleet`)."""
+class RawPhoneFleet(FleetBase):
+    """The phones of one process as plain sockets on one selector."""
 
     def __init__(self, spec: PhoneSpec) -> None:
-        self.spec = spec
-        self.rng = random.Random(spec.seed)
-        self.selector = selectors.DefaultSelector()
+        super().__init__(spec)
         self.socks: list[socket.socket] = []
         self.received: dict[socket.socket, int] = {}
-        self.connected = 0
-        self.errors: list[str] = []
         self._next_id = 0
-
-    def _error(self, text: str) -> None:
-        if len(self.errors) < MAX_ERRORS_KEPT:
-            self.errors.append(text)
 
     def connect(self) -> None:
         """Open every phone's connection and wait for the CONNACKs (bounded)."""
@@ -127,15 +116,12 @@ class RawPhoneFleet:
                 continue
             self.received[sock] += len(data)
 
-    def publish(self, command: Message) -> Message:
-        """Each phone publishes ``count`` pings with fix times ``ts_base + i``."""
-        count = int(command["count"])
-        prefix = str(command["prefix"])
-        window = int(command["window"])
-        ts_base = float(command["ts_base"])
-        deadline = time.monotonic() + float(command["timeout"])
-        phones = self.spec.phones[: len(self.socks)]
-        topics = [location_topic(prefix, phone.worker_id) for phone in phones]
+    def _phone_count(self) -> int:
+        return len(self.socks)
+
+    def _encode_rows(
+        self, phones: list[Phone], topics: list[str], count: int, ts_base: float
+    ) -> list[list[Any]]:
         rows = []
         for i in range(count):
             packet_id = (self._next_id + i) % MAX_PACKET_ID + 1
@@ -146,50 +132,10 @@ class RawPhoneFleet:
                 ]
             )
         self._next_id += count
-        total = count * len(self.socks)
-        acked_before = self.acked()
-        sent = 0
-        cpu_before = cpu_times()
-        first = time.time()
-        for row in rows:
-            for sock, packet in zip(self.socks, row, strict=True):
-                sock.sendall(packet)
-                sent += 1
-                if sent % PUMP_EVERY == 0:
-                    self.pump(0)
-                    while (
-                        sent - (self.acked() - acked_before) > window
-                        and time.monotonic() < deadline
-                    ):
-                        self.pump(0.01)
-        last_send = time.time()
-        while self.acked() - acked_before < total and time.monotonic() < deadline:
-            self.pump(0.05)
-        cpu_after = cpu_times()
-        acked = self.acked() - acked_before
-        if acked < total:
-            self._error(f"timed out: {acked} of {total} acknowledged by the broker")
-        return {
-            "type": "published",
-            "sent": sent,
-            "acked": acked,
-            "first": first,
-            "last_send": last_send,
-            "last_ack": time.time(),
-            "cpu": (cpu_after[0] - cpu_before[0]) + (cpu_after[1] - cpu_before[1]),
-            "errors": list(self.errors),
-        }
+        return rows
 
-    def idle_until_command(self, pipe: Connection) -> Message | None:
-        """Wait for the orchestrator's next command (None: it is gone)."""
-        while True:
-            try:
-                if pipe.poll(0):
-                    message: Message = pipe.recv()
-                    return message
-            except (EOFError, OSError):
-                return None
-            self.pump(IDLE_POLL)
+    def _send(self, phone: int, item: Any) -> None:
+        self.socks[phone].sendall(item)
 
     def close(self) -> None:
         """Close every phone's connection (DISCONNECT first)."""

@@ -3,16 +3,17 @@ subtree rule, JSON bodies and replies, and staging events in the write's transac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, Select, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from hub.api.directory_models import DirectoryError, validation_details
+from hub.api.directory_models import DirectoryError, PageQuery, encode_cursor, validation_details
 from hub.auth.tokens import Identity
 from hub.db.outbox import add_event
 from hub.events import EventData
@@ -27,6 +28,7 @@ USER = "/api/v1/users/{id}"
 NOTHING_TO_CHANGE = [{"loc": "", "msg": "give at least one field to change"}]
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 
 def check_scope(identity: Identity, path: str) -> None:
@@ -70,3 +72,21 @@ def stage_event(
     """Add the directory event to the caller's transaction (outbox)."""
     envelope = event.envelope(source=SOURCE, org=org, subject=subject)
     add_event(session, envelope, extra)
+
+
+async def page_by_id(
+    session: AsyncSession,
+    stmt: Select[R],
+    id_column: InstrumentedAttribute[str],
+    page: PageQuery,
+) -> tuple[Sequence[R], str | None]:
+    """One page of ``stmt``'s rows ordered by ``id_column``, after the page's cursor, and the
+    cursor of the next page (None on the last)."""
+    after = page.after()
+    if after is not None:
+        stmt = stmt.where(id_column > after)
+    rows = (await session.scalars(stmt.order_by(id_column).limit(page.limit + 1))).all()
+    shown = rows[: page.limit]
+    more = len(rows) > page.limit
+    cursor = encode_cursor(getattr(shown[-1], id_column.key)) if more else None
+    return shown, cursor

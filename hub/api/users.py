@@ -16,6 +16,7 @@ from hub.api.directory_http import (
     check_scope,
     in_subtree,
     json_reply,
+    page_by_id,
     read_body,
     stage_event,
     validate,
@@ -27,7 +28,6 @@ from hub.api.directory_models import (
     UserPage,
     UserQuery,
     UserUpdate,
-    encode_cursor,
     parse_query,
 )
 from hub.auth.channels import org_channel
@@ -68,14 +68,8 @@ async def list_users(request: web.Request) -> web.Response:
                 User.id.icontains(query.q, autoescape=True),
             )
         )
-    after = query.after()
-    if after is not None:
-        stmt = stmt.where(User.id > after)
-    stmt = stmt.order_by(User.id).limit(query.limit + 1)
     async with request.app[HUB].sessions() as session:
-        rows = (await session.scalars(stmt)).all()
-    page = rows[: query.limit]
-    cursor = encode_cursor(page[-1].id) if len(rows) > query.limit else None
+        page, cursor = await page_by_id(session, stmt, User.id, query)
     return json_reply(UserPage(items=[UserOut.model_validate(r) for r in page], next_cursor=cursor))
 
 

@@ -22,10 +22,11 @@ from hub.api.directory_http import (
     check_scope,
     in_subtree,
     json_reply,
+    page_by_id,
     read_body,
     validate,
 )
-from hub.api.directory_models import DirectoryError, bad_query, encode_cursor, parse_query
+from hub.api.directory_models import DirectoryError, bad_query, parse_query
 from hub.api.errors import Handler
 from hub.api.operations import Operation, Reply, RouteKey
 from hub.api.worker_models import (
@@ -90,14 +91,8 @@ async def list_workers(request: web.Request) -> web.Response:
         stmt = stmt.where(Worker.online.is_(query.online))
     if query.active is not None:
         stmt = stmt.where(Worker.active.is_(query.active))
-    after = query.after()
-    if after is not None:
-        stmt = stmt.where(Worker.id > after)
-    stmt = stmt.order_by(Worker.id).limit(query.limit + 1)
     async with request.app[HUB].sessions() as session:
-        rows = (await session.scalars(stmt)).all()
-    page = rows[: query.limit]
-    cursor = encode_cursor(page[-1].id) if len(rows) > query.limit else None
+        page, cursor = await page_by_id(session, stmt, Worker.id, query)
     items = [WorkerOut.model_validate(r) for r in page]
     return json_reply(WorkerPage(items=items, next_cursor=cursor))
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import stop_process
 from tests.support.redis_server import free_port
 
 MOSQUITTO = "mosquitto"
@@ -121,18 +122,7 @@ class MosquittoServer:
     async def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the process with ``sig`` (SIGKILL if it lingers) and wait for it."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            if proc is not None:
-                await proc.wait()
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=STOP_TIMEOUT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await stop_process(proc, sig, STOP_TIMEOUT)
 
     async def kill(self) -> None:
         """Stop the broker abruptly, as a crash would."""

@@ -16,6 +16,8 @@ import socket
 import tempfile
 from collections.abc import AsyncIterator
 
+from tests.support.processes import stop_process
+
 REDIS_SERVER = "redis-server"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -108,19 +110,7 @@ class RedisServer:
     async def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the process with ``sig`` (SIGKILL if it lingers) and wait for it."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            if proc is not None:
-                await proc.wait()
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
-            proc.send_signal(sig)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=STOP_TIMEOUT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await stop_process(proc, sig, STOP_TIMEOUT)
 
     async def kill(self) -> None:
         """Stop the server abruptly, as a crash would."""

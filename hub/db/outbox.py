@@ -36,14 +36,7 @@ CRASH_AFTER_PUBLISH_ENV = "HUB_TEST_CRASH_AFTER_PUBLISH"
 
 def add_event(session: AsyncSession, envelope: Envelope, extra: Iterable[str] = ()) -> None:
     """Stage an event in the caller's transaction (routed to its org channels + extra)."""
-    session.add(
-        OutboxEvent(
-            event_id=envelope.id,
-            type=envelope.type,
-            channels=channels_for(envelope, extra),
-            payload=envelope.encode().decode(),
-        )
-    )
+    add_personal_event(session, envelope, channels_for(envelope, extra))
 
 
 class OutboxRelay:

@@ -77,12 +77,8 @@ class WorkerRegistry:
 
     async def load(self) -> int:
         """Read every active worker (and its last position) from the database."""
-        async with self._sessions() as session:
-            workers = list(await session.scalars(select(Worker).where(Worker.active)))
-            latest = {row.worker_id: row for row in await session.scalars(select(LatestPosition))}
         self._states.clear()
-        for worker in workers:
-            self._put(worker, latest.get(worker.id))
+        await self._fetch(None)
         return len(self._states)
 
     async def resolve(self, ids: Iterable[str]) -> None:
@@ -96,23 +92,27 @@ class WorkerRegistry:
         }
         if not wanted:
             return
-        async with self._sessions() as session:
-            found = list(
-                await session.scalars(select(Worker).where(Worker.id.in_(wanted), Worker.active))
-            )
-            latest = {
-                row.worker_id: row
-                for row in await session.scalars(
-                    select(LatestPosition).where(LatestPosition.worker_id.in_(wanted))
-                )
-            }
-        for worker in found:
-            self._put(worker, latest.get(worker.id))
-            wanted.discard(worker.id)
+        wanted -= await self._fetch(wanted)
         if len(self._unknown) + len(wanted) > NEGATIVE_CACHE_MAX:
             self._unknown.clear()
         for worker_id in wanted:
             self._unknown[worker_id] = now
+
+    async def _fetch(self, ids: set[str] | None) -> set[str]:
+        """Put the active workers among ``ids`` (None: all) in memory, each with its last
+        position; returns the ids found."""
+        stmt = (
+            select(Worker, LatestPosition)
+            .outerjoin(LatestPosition, LatestPosition.worker_id == Worker.id)
+            .where(Worker.active)
+        )
+        if ids is not None:
+            stmt = stmt.where(Worker.id.in_(ids))
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        for worker, latest in rows:
+            self._put(worker, latest)
+        return {worker.id for worker, _ in rows}
 
     def upsert(self, worker: Worker) -> None:
         """Take a created or changed worker into memory (keeping its liveness)."""

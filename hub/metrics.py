@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hub.metric_families import labelled_counter
 from hub.sms.metrics import sms_metrics
 
 if TYPE_CHECKING:
@@ -133,12 +134,10 @@ class _HubCollector(Collector):
             "External events accepted.",
             value=self._m.ingest_accepted,
         )
-        rejected = CounterMetricFamily(
-            "hub_ingest_rejected", "External requests rejected, by code.", labels=["code"]
-        )
-        for code, count in sorted(self._m.ingest_rejected.items()):
-            rejected.add_metric([code], count)
-        yield rejected
+        yield labelled_counter(
+            "hub_ingest_rejected", "External requests rejected, by code.", "code",
+            self._m.ingest_rejected,
+        )  # fmt: skip
         yield from _location_metrics(self._m.locations)
         if hub.sms is not None:
             yield from sms_metrics(hub.sms.counters)
@@ -167,9 +166,7 @@ def _location_metrics(c: LocationCounters) -> Iterator[GaugeMetricFamily | Count
         "Boundary and online/offline events raised for grid workers.",
         value=c.events,
     )
-    refused = CounterMetricFamily(
-        "hub_phone_messages_refused", "Grid-phone messages refused, by reason.", labels=["reason"]
-    )
-    for reason, count in sorted(c.rejected_by_reason.items()):
-        refused.add_metric([reason], count)
-    yield refused
+    yield labelled_counter(
+        "hub_phone_messages_refused", "Grid-phone messages refused, by reason.", "reason",
+        c.rejected_by_reason,
+    )  # fmt: skip

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from hub.metric_families import labelled_counter
+
 
 class SmsCounters:
     """Plain integers bumped on the hot path; exported by :func:`sms_metrics`."""
@@ -38,13 +40,6 @@ class SmsCounters:
         self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
 
 
-def _labelled(name: str, doc: str, label: str, values: dict[str, int]) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=[label])
-    for key, count in sorted(values.items()):
-        family.add_metric([key], count)
-    return family
-
-
 def sms_metrics(c: SmsCounters) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     """The SMS metric families."""
     yield CounterMetricFamily("hub_sms_enqueued", "Outbound SMS queued.", value=c.enqueued)
@@ -56,18 +51,21 @@ def sms_metrics(c: SmsCounters) -> Iterator[GaugeMetricFamily | CounterMetricFam
         "Outbound SMS sent again after an attempt that never recorded its outcome.",
         value=c.reclaimed,
     )
-    yield _labelled(
+    yield labelled_counter(
         "hub_sms_submit_failures", "Failed submissions, by kind.", "kind", c.submit_failures
     )
-    yield _labelled("hub_sms_final", "Outbound SMS in a final state, by state.", "state",
-                    c.final_states)  # fmt: skip
-    yield _labelled("hub_sms_receipts", "Delivery receipts, by outcome.", "outcome", c.receipts)
+    yield labelled_counter(
+        "hub_sms_final", "Outbound SMS in a final state, by state.", "state", c.final_states
+    )
+    yield labelled_counter(
+        "hub_sms_receipts", "Delivery receipts, by outcome.", "outcome", c.receipts
+    )
     yield CounterMetricFamily("hub_sms_inbound", "Inbound SMS stored.", value=c.inbound)
     yield CounterMetricFamily(
         "hub_sms_inbound_duplicates", "Inbound SMS repeated by the gateway.",
         value=c.inbound_duplicates,
     )  # fmt: skip
-    yield _labelled(
+    yield labelled_counter(
         "hub_sms_rejected",
         "Gateway input refused (garbage callbacks, malformed PDUs), by reason.",
         "reason",

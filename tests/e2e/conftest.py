@@ -4,17 +4,13 @@ headless by Playwright (no browser download; a missing Chromium fails, never ski
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from hub.locations.ports import InboundMessage
-from protocols.geo import LatLon
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
@@ -74,22 +70,3 @@ async def open_console(browser: Browser, hub: RunningHub, token: str) -> Console
     page.on("pageerror", lambda err: console.errors.append(str(err)))
     await page.goto(f"{hub.url}/?token={token}")
     return console
-
-
-def location(worker: str, point: LatLon, fix_time: float, acc: float = 8.0) -> InboundMessage:
-    """A phone's location message as the MQTT adapter hands it to the location service."""
-    payload = orjson.dumps({"lat": point.lat, "lon": point.lon, "acc": acc, "ts": fix_time})
-    return InboundMessage(f"grid/{worker}/location", payload, time.time())
-
-
-def inside(hub: RunningHub, grid: str, fx: float = 0.5, fy: float = 0.5) -> LatLon:
-    """A point of ``grid``'s bounding box (fractions from its south-west corner), checked
-    to lie inside the polygon."""
-    grids = hub.hub.locations.registry.grids
-    box = grids.area(grid).bbox
-    point = LatLon(
-        box.min_lat + fy * (box.max_lat - box.min_lat),
-        box.min_lon + fx * (box.max_lon - box.min_lon),
-    )
-    assert grids.contains(grid, point), f"{point} is not inside {grid}"
-    return point

@@ -14,8 +14,9 @@ from playwright.async_api import Browser, Page, expect
 from hub.db.models import Worker
 from protocols.envelope import org_contains
 from tests.conftest import RunningHub
-from tests.e2e.conftest import Console, inside, location, open_console
+from tests.e2e.conftest import Console, open_console
 from tests.support.hubs import token
+from tests.support.phones import inside, location
 
 COMMUNITY = "d01.s01.c01"
 SIBLING = "d01.s01.c02"
@@ -101,7 +102,7 @@ async def test_community_dispatcher_sees_their_grids_and_a_worker_come_online_an
     await expect(dot).to_have_count(0)
 
     start = time.time() - 10
-    await hub.hub.locations.ingest([location(WORKER, inside(hub, GRID), start)])
+    await hub.hub.locations.ingest([location(WORKER, inside(hub.hub, GRID), start)])
 
     await expect(dot).to_be_visible()
     await expect(dot).to_have_class("worker-dot status-online")
@@ -112,7 +113,7 @@ async def test_community_dispatcher_sees_their_grids_and_a_worker_come_online_an
     await expect(online).to_contain_text("上线")
 
     before = await dot.get_attribute("cx")
-    later = inside(hub, GRID, fx=0.3, fy=0.6)
+    later = inside(hub.hub, GRID, fx=0.3, fy=0.6)
     await hub.hub.locations.ingest([location(WORKER, later, start + 5)])
     await expect(dot).not_to_have_attribute("cx", before or "")
     assert await dot_inside(page, WORKER, GRID)
@@ -140,12 +141,12 @@ async def test_dispatcher_of_the_sibling_community_never_sees_the_worker(
     await subscribed(sibling.page)
 
     now = time.time() - 10
-    await hub.hub.locations.ingest([location(WORKER, inside(hub, GRID), now)])
+    await hub.hub.locations.ingest([location(WORKER, inside(hub.hub, GRID), now)])
     await expect(mine.page.locator(f'#map circle[data-worker-id="{WORKER}"]')).to_be_visible()
     # The sibling's own worker goes online after ours: once the sibling sees it, it would
     # have seen ours too had it leaked.
     await hub.hub.locations.ingest(
-        [location(SIBLING_WORKER, inside(hub, f"{SIBLING}.g01"), now + 1)]
+        [location(SIBLING_WORKER, inside(hub.hub, f"{SIBLING}.g01"), now + 1)]
     )
     page = sibling.page
     await expect(page.locator(f'#map circle[data-worker-id="{SIBLING_WORKER}"]')).to_be_visible()

@@ -11,17 +11,16 @@ import time
 from datetime import UTC, datetime
 
 import aiohttp
-import orjson
 import pytest
 from sqlalchemy import func, select
 
 from hub.db.models import Position
-from hub.locations.ports import InboundMessage
 from hub.state import Hub
 from protocols.geo import LatLon, gcj02_to_wgs84, haversine_m, wgs84_to_gcj02
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 from tests.integration.api.conftest import Api
 from tests.support.hubs import token
+from tests.support.phones import inside, location
 
 ADMIN = token("admin", "d01", ["admin"])
 STREET_ADMIN = token("s01-admin", "d01.s01", ["admin"])
@@ -32,20 +31,6 @@ GRID = "d01.s01.c01.g01"
 WORKER = "s01c01g01-worker"
 DEMO_WORKERS = 36
 STEP_S = 5.0
-
-
-def location(worker: str, lat: float, lon: float, ts: float, acc: float = 8.0) -> InboundMessage:
-    """A phone's location message as the adapter hands it over."""
-    payload = orjson.dumps({"lat": lat, "lon": lon, "acc": acc, "ts": ts})
-    return InboundMessage(f"grid/{worker}/location", payload, time.time())
-
-
-def centre(hub: Hub, grid: str = GRID) -> LatLon:
-    """A point well inside the grid (the middle of its box; the demo grids are convex)."""
-    box = hub.locations.registry.grids.area(grid).bbox
-    point = LatLon((box.min_lat + box.max_lat) / 2, (box.min_lon + box.max_lon) / 2)
-    assert hub.locations.registry.grids.contains(grid, point)
-    return point
 
 
 async def stored(hub: Hub, worker: str) -> int:
@@ -89,8 +74,8 @@ async def test_a_registered_worker_reports_at_once_and_a_deactivated_one_is_refu
     assert created.headers["Location"] == f"{WORKERS}/new-phone"
     assert created.body["online"] is False and created.body["duty"] == "unknown"
 
-    point = centre(hub)
-    await hub.locations.ingest([location("new-phone", point.lat, point.lon, time.time() - 10)])
+    point = inside(hub, GRID)
+    await hub.locations.ingest([location("new-phone", point, time.time() - 10)])
     assert await stored(hub, "new-phone") == 1
     got = await api.get(f"{WORKERS}/new-phone")
     assert got.body["online"] is True
@@ -98,7 +83,7 @@ async def test_a_registered_worker_reports_at_once_and_a_deactivated_one_is_refu
     off = await api.patch(f"{WORKERS}/new-phone", {"active": False})
     assert off.status == 200 and off.body["active"] is False
     refused_before = hub.metrics.locations.rejected_by_reason.get("unknown_worker", 0)
-    await hub.locations.ingest([location("new-phone", point.lat, point.lon, time.time() - 5)])
+    await hub.locations.ingest([location("new-phone", point, time.time() - 5)])
     assert await stored(hub, "new-phone") == 1
     assert hub.metrics.locations.rejected_by_reason["unknown_worker"] == refused_before + 1
 
@@ -133,14 +118,14 @@ async def test_positions_are_wgs84_whatever_datum_the_phone_reports(
     api = Api(http, running_hub.url, ADMIN)
     body = {"id": "gcj-phone", "name": "李四", "grid": GRID, "datum": "gcj02"}
     assert (await api.post(WORKERS, body)).status == 201
-    truth = centre(hub)
+    truth = inside(hub, GRID)
     gcj_lat, gcj_lon = wgs84_to_gcj02(truth.lat, truth.lon)
     now = time.time()
     await hub.locations.ingest(
         [
-            location("gcj-phone", gcj_lat, gcj_lon, now - 20),
-            location(WORKER, truth.lat, truth.lon, now - 30),
-            location(WORKER, truth.lat + 0.0001, truth.lon, now - 25),  # the newer fix wins
+            location("gcj-phone", LatLon(gcj_lat, gcj_lon), now - 20),
+            location(WORKER, truth, now - 30),
+            location(WORKER, LatLon(truth.lat + 0.0001, truth.lon), now - 25),  # the newer fix wins
         ]
     )
     reply = await api.as_(C01_DISPATCHER).get(f"{WORKERS}/positions")
@@ -167,16 +152,14 @@ async def test_track_playback_gives_the_line_times_distance_and_time_outside_the
 ) -> None:
     hub = running_hub.hub
     api = Api(http, running_hub.url, C01_DISPATCHER)
-    start = centre(hub)
+    start = inside(hub, GRID)
     box = hub.locations.registry.grids.area(GRID).bbox
     t0 = time.time() - 3600
     # 60 fixes standing still in the grid (sub-metre jitter), then 60 walking east outside.
     fixes = [LatLon(start.lat + (i % 2) * 2e-6, start.lon) for i in range(60)]
     out = LatLon(start.lat, box.max_lon + 0.003)
     fixes += [LatLon(out.lat, out.lon + i * 0.0002) for i in range(60)]
-    await hub.locations.ingest(
-        [location(WORKER, p.lat, p.lon, t0 + i * STEP_S) for i, p in enumerate(fixes)]
-    )
+    await hub.locations.ingest([location(WORKER, p, t0 + i * STEP_S) for i, p in enumerate(fixes)])
     path = f"{WORKERS}/{WORKER}/track"
     window = {"from": str(t0 - 1), "to": str(t0 + 1000)}
 
@@ -218,11 +201,9 @@ async def test_a_track_too_long_to_return_unsimplified_is_refused_with_a_clear_c
 ) -> None:
     hub = await start_hub(backend_settings(backend, locations={"track_max_points": 10}))
     try:
-        point = centre(hub.hub)
+        point = inside(hub.hub, GRID)
         t0 = time.time() - 600
-        await hub.hub.locations.ingest(
-            [location(WORKER, point.lat, point.lon, t0 + i) for i in range(11)]
-        )
+        await hub.hub.locations.ingest([location(WORKER, point, t0 + i) for i in range(11)])
         async with aiohttp.ClientSession() as http:
             api = Api(http, hub.url, ADMIN)
             path = f"{WORKERS}/{WORKER}/track"

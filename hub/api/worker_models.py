@@ -96,8 +96,8 @@ class WorkerQuery(PageQuery):
         return None if value is None else validate_org_path(value)
 
 
-class PositionsQuery(BaseModel):
-    """Query parameters of ``GET /api/v1/workers/positions``."""
+class SubtreeQuery(BaseModel):
+    """Query parameters of ``GET /api/v1/workers/positions`` and ``GET /api/v1/grids``."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -33,7 +33,7 @@ from hub.api.worker_models import (
     MAX_TRACK_RANGE_S,
     GridFeatures,
     PositionList,
-    PositionsQuery,
+    SubtreeQuery,
     TrackFeature,
     TrackQuery,
     WorkerOut,
@@ -154,7 +154,7 @@ async def update_worker(request: web.Request) -> web.Response:
 async def list_positions(request: web.Request) -> web.Response:
     """The latest position of every worker of a subtree who ever reported."""
     identity = require_identity(request)
-    query = parse_query(PositionsQuery, dict(request.query))
+    query = parse_query(SubtreeQuery, dict(request.query))
     root = query.org or identity.org
     check_scope(identity, root)
     stmt = (
@@ -219,7 +219,7 @@ async def get_track(request: web.Request) -> web.Response:
 async def list_grids(request: web.Request) -> web.Response:
     """Grid polygons of a subtree (default: the caller's) as GeoJSON."""
     identity = require_identity(request)
-    query = parse_query(PositionsQuery, dict(request.query))
+    query = parse_query(SubtreeQuery, dict(request.query))
     root = query.org or identity.org
     check_scope(identity, root)
     grids = request.app[HUB].locations.registry.grids
@@ -245,7 +245,7 @@ ROUTES: list[tuple[str, str, Handler, Operation]] = [
     ("GET", POSITIONS, list_positions, Operation(
         "Latest positions of the workers of a subtree", "workers",
         _READ + " Coordinates are WGS-84 whatever the phones sent (GCJ-02 and BD-09 are "
-        "converted on the way in).", "bearer", query=PositionsQuery,
+        "converted on the way in).", "bearer", query=SubtreeQuery,
         replies={200: Reply("One entry per worker who ever reported.", PositionList)},
         errors=(*_READ_ERRORS, "request.invalid_query"),
     )),
@@ -284,7 +284,7 @@ ROUTES: list[tuple[str, str, Handler, Operation]] = [
         errors=(*_READ_ERRORS, "request.invalid_query", "worker.not_found", "track.too_long"),
     )),
     ("GET", GRIDS, list_grids, Operation(
-        "Grid polygons of a subtree", "workers", _READ, "bearer", query=PositionsQuery,
+        "Grid polygons of a subtree", "workers", _READ, "bearer", query=SubtreeQuery,
         replies={200: Reply("The polygons.", GridFeatures, content_type=_GEOJSON)},
         errors=(*_READ_ERRORS, "request.invalid_query"),
     )),

@@ -26,6 +26,9 @@ from hub.api.errors import error_middleware
 from hub.auth.tokens import TokenVerifier
 from hub.bus import Bus, BusUnavailable
 from hub.bus.memory import MemoryBus
+from hub.cases.categories import Categories
+from hub.cases.deadlines import DeadlineSweeper
+from hub.cases.service import CaseService
 from hub.config import Settings
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.db.outbox import OutboxRelay
@@ -42,7 +45,7 @@ from hub.publisher import Publisher
 from hub.sms.service import SmsService
 from hub.state import HUB, SETTINGS, Adapter, Hub
 from hub.tasks import TaskRegistry
-from protocols.geo import GridIndex, HysteresisConfig
+from protocols.geo import GridIndex, HysteresisConfig, LatLon
 
 log = structlog.get_logger(__name__)
 
@@ -125,9 +128,11 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     metrics = HubMetrics()
     locations = make_location_service(settings, sessions, publisher, relay, tasks, metrics, url)
     notices = make_notice_service(sessions, publisher, relay, tasks, gateway)
+    cases = make_case_service(settings, sessions, relay, gateway, locations.registry.grids)
+    deadlines = DeadlineSweeper(cases, settings.cases.sweep_interval)
     hub = Hub(
         settings, engine, sessions, bus, publisher, relay, gateway, verifier, tasks, metrics,
-        locations, notices,
+        locations, notices, cases, deadlines,
     )  # fmt: skip
     if settings.mqtt.enabled:
         from adapters.mqtt import MqttAdapter
@@ -157,6 +162,7 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         log.info("grid workers loaded", workers=worker_count, grids=len(locations.registry.grids))
         tasks.spawn(locations.watch_silence(), name="worker silence watch")
         tasks.spawn(sms.run(), name="sms sender")
+        tasks.spawn(deadlines.run(), name="case deadline sweeper")
         for adapter in hub.adapters:
             await _start_adapter(adapter, tasks)
         log.info("hub started", bus=bus.name, database=engine.dialect.name)
@@ -189,6 +195,26 @@ def make_notice_service(
     gateway.register_rpc("notice.read", rpc.read)
     gateway.register_rpc("notice.unread", rpc.unread)
     return notices
+
+
+def make_case_service(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    relay: OutboxRelay,
+    gateway: Gateway,
+    grids: GridIndex,
+) -> CaseService:
+    """The case service with its categories; ``case:<id>`` readable by who sees the case."""
+    categories = Categories.load(settings.cases.categories_file)
+    cases = CaseService(
+        sessions,
+        relay,
+        categories,
+        settings.cases,
+        lambda lat, lon: grids.locate(LatLon(lat, lon)),
+    )
+    gateway.register_channel_guard("case", cases.may_read_channel)
+    return cases
 
 
 def make_location_service(

@@ -212,6 +212,50 @@ class SmsSettings(BaseModel):
         return self
 
 
+class CaseSettings(BaseModel):
+    """Cases: categories and time limits, supervision sweeps, attachments."""
+
+    categories_file: Path = Field(
+        PROJECT_ROOT / "config" / "case_categories.json",
+        description="Category tree and time limits per category and priority (JSON).",
+    )
+    due_soon_fraction: float = Field(
+        0.8, gt=0, lt=1, description="Share of the time limit after which a case is due soon."
+    )
+    sweep_interval: float = Field(
+        30.0, gt=0, description="Seconds between deadline sweeps (due soon / overdue)."
+    )
+    attachments_dir: Path = Field(
+        PROJECT_ROOT / "var" / "attachments", description="Where case attachments are stored."
+    )
+    max_attachment_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest accepted attachment (bytes)."
+    )
+    max_attachments: int = Field(50, description="Most attachments per case.")
+
+
+class CitymgmtSettings(BaseModel):
+    """The smart city-management system (Open311 GeoReport v2 interchange)."""
+
+    enabled: bool = Field(False, description="Exchange cases with the city-management system.")
+    api_key: str = Field(
+        "demo-citymgmt", description="Id of the api_keys entry its webhook signs with."
+    )
+    base_url: str | None = Field(
+        None, description="Its Open311 endpoint (updates are POSTed there); empty: no pushes."
+    )
+    push_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC secret we sign our pushes with (empty: unsigned)."
+    )
+    org: str = Field("d01", description="Org subtree its cases belong to.")
+    poll: bool = Field(False, description="Poll its feeds instead of waiting for pushes.")
+    poll_interval: float = Field(60.0, description="Seconds between polls.")
+    timeout: float = Field(10.0, description="Seconds one request to it may take.")
+    max_attempts: int = Field(12, description="Tries before an update is dead-lettered.")
+    retry_min_delay: float = Field(1.0, description="First retry delay (s).")
+    retry_max_delay: float = Field(300.0, description="Longest retry delay (s).")
+
+
 class Settings(BaseSettings):
     """All hub settings."""
 
@@ -260,6 +304,8 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     locations: LocationSettings = Field(default_factory=LocationSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    cases: CaseSettings = Field(default_factory=CaseSettings)
+    citymgmt: CitymgmtSettings = Field(default_factory=CitymgmtSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -255,6 +255,57 @@ class SmsReceived(EventData):
     received_at: str
 
 
+class CaseEvent(EventData):
+    """Base of every case event: the case as it stands after the action, and the action.
+
+    Published on the org channels of the case's location (so every centre above it sees
+    it), on ``case:<id>``, and on the assignee's ``user:<id>`` where it concerns them."""
+
+    case_id: str
+    number: str
+    title: str = Field(max_length=200)
+    category: str
+    priority: Literal["normal", "urgent", "emergency"]
+    state: str
+    from_state: str | None = None
+    tier_org: str
+    assignee: str | None = None
+    actor: str = Field(description="Who acted: a user id, system:<id> or citizen:<phone>.")
+    note: str = Field("", max_length=2000)
+    due_at: str | None = Field(None, description="Deadline (ISO 8601, UTC), once registered.")
+    at: str = Field(description="When it happened (ISO 8601, UTC).")
+
+
+def _case_event(name: str, summary: str) -> type[CaseEvent]:
+    return type(
+        f"Case{name.title().replace('_', '')}",
+        (CaseEvent,),
+        {"type": f"case.{name}", "summary": summary, "__doc__": summary},
+    )
+
+
+CASE_EVENTS: dict[str, type[CaseEvent]] = {
+    cls.type: cls
+    for cls in (
+        _case_event("reported", "A case was reported (上报)."),
+        _case_event("registered", "A centre registered a case (立案)."),
+        _case_event("rejected", "A centre declined to register a case (不予立案)."),
+        _case_event("assigned", "A case was assigned to a handler with a deadline (指派)."),
+        _case_event("started", "The handler started on a case (处置)."),
+        _case_event("fed_back", "The handler fed back the result (反馈)."),
+        _case_event("closed", "The centre verified the result and closed the case (结案)."),
+        _case_event("returned", "The centre returned the result to the handler (退回)."),
+        _case_event("evaluated", "A closed case was evaluated (评价)."),
+        _case_event("escalated", "A case went up to the parent tier's centre (上报上级)."),
+        _case_event("supervised", "A higher tier issued a supervision notice (督办单)."),
+        _case_event("updated", "The owning external system updated a case's details."),
+        _case_event("due_soon", "A case nears its time limit (yellow 督办 alert)."),
+        _case_event("overdue", "A case is past its time limit (red 督办 alert)."),
+    )
+}
+"""Case event classes by type; ``case.<past tense of the action>``."""
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.type: cls
     for cls in (
@@ -276,6 +327,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         SmsReceived,
     )
 }
+EVENT_TYPES.update(CASE_EVENTS)
 
 
 class EventValidationError(ValueError):

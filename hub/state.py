@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.auth.tokens import TokenVerifier
 from hub.bus import Bus
+from hub.cases.deadlines import DeadlineSweeper
+from hub.cases.service import CaseService
 from hub.config import Settings
 from hub.db.outbox import OutboxRelay
 from hub.gateway.service import Gateway
@@ -53,6 +55,8 @@ class Hub:
     metrics: HubMetrics
     locations: LocationService
     notices: NoticeService
+    cases: CaseService
+    deadlines: DeadlineSweeper
     adapters: list[Adapter] = field(default_factory=list)
     sms: SmsService | None = None
 

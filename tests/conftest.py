@@ -108,7 +108,8 @@ async def _truncate(url: str) -> None:
             text(
                 "TRUNCATE outbox, idempotency_keys, seen_signatures,"
                 " positions, latest_positions, workers, notice_recipients, notices,"
-                " sms_match_keys, sms_parts, sms_messages, sms_inbound"
+                " sms_match_keys, sms_parts, sms_messages, sms_inbound,"
+                " case_entries, case_attachments, cases, case_counters"
             )
         )
     await engine.dispose()

@@ -110,6 +110,40 @@ ERROR_CODES: dict[str, ErrorCode] = {
         404, "The delivery report names no message this hub sent (or more than one)."
     ),
     "sms.callback_forbidden": ErrorCode(403, "The callback URL lacks the configured token."),
+    # -- cases ----------------------------------------------------------------------------
+    "case.invalid": ErrorCode(422, "The case or action does not validate (see details)."),
+    "case.not_found": ErrorCode(404, "No such case, or the caller may not see it."),
+    "case.unknown_category": ErrorCode(422, "The category is not a code of the category tree."),
+    "case.unknown_org": ErrorCode(422, "The case's org node does not exist."),
+    "case.no_org": ErrorCode(422, "Neither an org nor a location inside a grid was given."),
+    "case.outside_scope": ErrorCode(403, "The case's place lies outside the reporter's scope."),
+    "case.direct_report_forbidden": ErrorCode(
+        403, "Emergency direct reports to the district are for grid workers and leaders."
+    ),
+    "case.invalid_transition": ErrorCode(
+        409, "The action is not allowed in the case's current state (the message says which)."
+    ),
+    "case.wrong_tier": ErrorCode(
+        403, "The action belongs to another role or tier (e.g. the handling centre's staff)."
+    ),
+    "case.not_assignee": ErrorCode(403, "Only the case's assignee may start or feed back."),
+    "case.no_higher_tier": ErrorCode(409, "The case is already at the top tier's centre."),
+    "case.reason_required": ErrorCode(
+        422, "Reject, return, escalate and supervise need a note saying why."
+    ),
+    "case.version_conflict": ErrorCode(409, "The case changed since the given if_version."),
+    "case.unknown_assignee": ErrorCode(422, "The assignee is not an active user."),
+    "case.assignee_outside_scope": ErrorCode(
+        403, "The assignee is neither under the handling centre nor a department above it."
+    ),
+    "case.invalid_deadline": ErrorCode(422, "The deadline is in the past."),
+    "case.unknown_attachment": ErrorCode(422, "An attachment id is not one of this case's."),
+    "case.attachment_too_large": ErrorCode(413, "The attachment is over the size limit."),
+    "case.attachment_type": ErrorCode(
+        415, "The attachment's type is not accepted, or its content does not match it."
+    ),
+    "case.too_many_attachments": ErrorCode(409, "The case has the most attachments allowed."),
+    "case.attachment_not_found": ErrorCode(404, "No such attachment on this case."),
 }
 
 BEARER_CODES = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")

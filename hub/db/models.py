@@ -289,3 +289,131 @@ class SmsInbound(Base):
     __table_args__ = (
         UniqueConstraint("provider", "provider_id", name="uq_sms_inbound_provider_id"),
     )
+
+
+class Case(Base):
+    """A case (案件) and where it stands in the seven-step loop (hub/cases/lifecycle.py).
+
+    ``org`` is where the case happened (usually a grid); ``tier_org`` is the command centre
+    now responsible for it (the grid's community, or higher after escalation) and is always
+    ``org`` or one of its ancestors.
+    """
+
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    """A ULID: cases sort by id in the order they were reported."""
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    """Human-readable, per district and year: ``d01-2026-000042``."""
+    category: Mapped[str] = mapped_column(String(64))
+    """A leaf or branch code of the category tree (``dispute.neighbour``)."""
+    category_root: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(12))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    address: Mapped[str | None] = mapped_column(String(200))
+    org: Mapped[str] = mapped_column(String(128), index=True)
+    tier_org: Mapped[str] = mapped_column(String(128), index=True)
+    tier: Mapped[str] = mapped_column(String(16))
+    """Level of ``tier_org``: community, street or district."""
+    channel: Mapped[str] = mapped_column(String(16))
+    """How it was reported: grid_phone, citizen_sms, citymgmt, other_system, console."""
+    reporter_kind: Mapped[str] = mapped_column(String(8))
+    """user, system or citizen."""
+    reporter_id: Mapped[str] = mapped_column(String(64))
+    reporter_name: Mapped[str] = mapped_column(String(64), default="")
+    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(12))
+    assignee: Mapped[str | None] = mapped_column(String(64), index=True)
+    assignee_name: Mapped[str | None] = mapped_column(String(64))
+    external_system: Mapped[str | None] = mapped_column(String(32))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    external_updated_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    """The newest update of the owning external system applied (older ones are ignored)."""
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Extra fields an external system sent (kept, shown, not interpreted)."""
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    registered_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    clock_started_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    """When the current time limit started (registration, or the assignment that set it)."""
+    warn_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    """When the yellow (due soon) alert falls due."""
+    due_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    due_soon_raised_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    overdue_raised_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
+    """Closed by its deadline (set when it closes)."""
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    """Bumped by every action: a stale ``if_version`` is refused (optimistic locking)."""
+
+    __table_args__ = (
+        UniqueConstraint("external_system", "external_id", name="uq_cases_external"),
+        Index("ix_cases_warn", "state", "warn_at"),
+        Index("ix_cases_due", "state", "due_at"),
+        Index(
+            "ix_cases_stats",
+            "created_at",
+            "state",
+            "category_root",
+            "tier",
+            "org",
+            "on_time",
+        ),
+    )
+
+
+class CaseEntry(Base):
+    """One row of a case's timeline (全程留痕): who did what, when, with which note."""
+
+    __tablename__ = "case_entries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    case_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    actor_kind: Mapped[str] = mapped_column(String(8))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    actor_name: Mapped[str] = mapped_column(String(64), default="")
+    actor_org: Mapped[str | None] = mapped_column(String(128))
+    from_state: Mapped[str | None] = mapped_column(String(12))
+    to_state: Mapped[str] = mapped_column(String(12))
+    note: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Action-specific facts: assignee, deadline, tier change, satisfaction, attachments."""
+    event_id: Mapped[str] = mapped_column(String(26))
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class CaseAttachment(Base):
+    """A file attached to a case, stored on disk (hub/cases/attachments.py)."""
+
+    __tablename__ = "case_attachments"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    case_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class CaseCounter(Base):
+    """The last case number handed out per district and year."""
+
+    __tablename__ = "case_counters"
+
+    district: Mapped[str] = mapped_column(String(32), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)

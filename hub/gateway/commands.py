@@ -35,6 +35,9 @@ HUB_VERSION = "grid-hub/0.1"
 FLAG_REJECT_UNRECOVERED = 2
 
 RpcHandler = Callable[[Identity, Any], Awaitable[Any]]
+ChannelGuard = Callable[[Identity, str], Awaitable[bool]]
+"""Who may read a per-object channel (``case:<id>`` …): the object's service decides from
+the identity and the channel's key. Nobody publishes on such channels; the hub does."""
 
 
 class CommandError(Exception):
@@ -81,11 +84,13 @@ class Dispatcher:
         verifier: TokenVerifier,
         publisher: Publisher,
         rpc_methods: dict[str, RpcHandler],
+        channel_guards: dict[str, ChannelGuard],
     ) -> None:
         self.node = node
         self.verifier = verifier
         self.publisher = publisher
         self.rpc_methods = rpc_methods
+        self.channel_guards = channel_guards
         self.settings = node.settings
 
     async def execute(self, conn: Connection, cmd: Command) -> None:
@@ -185,7 +190,7 @@ class Dispatcher:
 
     async def _cmd_subscribe(self, conn: Connection, params: dict[str, Any]) -> Reply:
         name = params.get("channel")
-        self._check(conn, name, Action.SUBSCRIBE)
+        await self._check(conn, name, Action.SUBSCRIBE)
         assert isinstance(name, str)
         if name in conn.subs:
             raise CommandError(ErrorCode.ALREADY_SUBSCRIBED)
@@ -278,7 +283,7 @@ class Dispatcher:
 
     async def _cmd_publish(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         name = params.get("channel")
-        channel = self._check(conn, name, Action.PUBLISH)
+        channel = await self._check(conn, name, Action.PUBLISH)
         assert conn.identity is not None
         try:
             data = parse_event_data("message.posted", params.get("data"), external=False)
@@ -294,7 +299,7 @@ class Dispatcher:
 
     async def _cmd_history(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         name = params.get("channel")
-        self._check(conn, name, Action.HISTORY)
+        await self._check(conn, name, Action.HISTORY)
         assert isinstance(name, str)
         limit = params.get("limit", 0)
         if not isinstance(limit, int) or isinstance(limit, bool):
@@ -318,7 +323,7 @@ class Dispatcher:
 
     async def _cmd_presence(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         name = params.get("channel")
-        self._check(conn, name, Action.PRESENCE)
+        await self._check(conn, name, Action.PRESENCE)
         assert isinstance(name, str)
         try:
             clients = await self.node.bus.presence(name)
@@ -351,13 +356,18 @@ class Dispatcher:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _check(self, conn: Connection, name: Any, action: Action) -> Any:
+    async def _check(self, conn: Connection, name: Any, action: Action) -> Any:
         try:
             channel = parse_channel(name)
         except ChannelError as err:
             raise CommandError(ErrorCode.UNKNOWN_CHANNEL, str(err)) from err
         assert conn.identity is not None
-        if not allowed(conn.identity, channel, action):
+        guard = self.channel_guards.get(channel.kind)
+        if guard is not None:
+            permitted = action is not Action.PUBLISH and await guard(conn.identity, channel.key)
+        else:
+            permitted = allowed(conn.identity, channel, action)
+        if not permitted:
             raise CommandError(ErrorCode.PERMISSION_DENIED)
         return channel
 

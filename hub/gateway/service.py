@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from hub.auth.tokens import TokenVerifier
 from hub.bus import Bus
 from hub.config import GatewaySettings
-from hub.gateway.commands import Disconnect, Dispatcher, RpcHandler
+from hub.gateway.commands import ChannelGuard, Disconnect, Dispatcher, RpcHandler
 from hub.gateway.connection import Connection
 from hub.gateway.node import Node
 from hub.publisher import Publisher
@@ -37,7 +37,10 @@ class Gateway:
         self.tasks = tasks
         self.node = Node(bus, settings, tasks)
         self.rpc_methods: dict[str, RpcHandler] = {}
-        self.dispatcher = Dispatcher(self.node, verifier, publisher, self.rpc_methods)
+        self.channel_guards: dict[str, ChannelGuard] = {}
+        self.dispatcher = Dispatcher(
+            self.node, verifier, publisher, self.rpc_methods, self.channel_guards
+        )
         self.accepting = False
         self.protocol_errors = 0
         self._timers: list[asyncio.Task[None]] = []
@@ -45,6 +48,10 @@ class Gateway:
     def register_rpc(self, method: str, handler: RpcHandler) -> None:
         """Make ``method`` callable by clients through the rpc command."""
         self.rpc_methods[method] = handler
+
+    def register_channel_guard(self, kind: str, guard: ChannelGuard) -> None:
+        """Let ``guard`` decide who may subscribe to (and read) channels ``<kind>:<key>``."""
+        self.channel_guards[kind] = guard
 
     async def start(self) -> None:
         """Start accepting clients and the ping and presence timers."""

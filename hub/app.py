@@ -69,10 +69,11 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
     app.router.add_post("/api/v1/events", ingest.post_event)
-    from hub.api import directory, docs, notices, workers
+    from hub.api import cases, directory, docs, notices, workers
 
     directory.add_routes(app)
     notices.add_routes(app)
+    cases.add_routes(app)
     from adapters.sms import callbacks as sms_callbacks
 
     sms_callbacks.add_routes(app)

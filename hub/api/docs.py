@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from adapters.sms import callbacks as sms_callbacks
-from hub.api import directory, notices, workers
+from hub.api import cases, directory, notices, workers
 from hub.api.asyncapi import WEBSOCKET_PATH, build_asyncapi
 from hub.api.ingest import MAX_IDEMPOTENCY_KEY, IngestAccepted, IngestRequest
 from hub.api.openapi import build_openapi
@@ -159,6 +159,7 @@ OPERATIONS: dict[RouteKey, Operation] = {
     **directory.OPERATIONS,
     **workers.OPERATIONS,
     **notices.OPERATIONS,
+    **cases.OPERATIONS,
     **sms_callbacks.OPERATIONS,
 }
 

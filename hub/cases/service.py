@@ -9,7 +9,7 @@ run inside that same transaction: their delivery rows commit with the change or 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -394,6 +394,7 @@ class CaseService:
 
     def start_clock(self, case: Case, start: datetime, due: datetime) -> None:
         """Run a new time limit from ``start`` to ``due``; its alerts may fire again."""
+        due = due.astimezone(UTC)
         case.clock_started_at = start
         case.due_at = due
         case.warn_at = start + (due - start) * self.settings.due_soon_fraction

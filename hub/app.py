@@ -77,6 +77,9 @@ def create_app(settings: Settings) -> web.Application:
     from adapters.sms import callbacks as sms_callbacks
 
     sms_callbacks.add_routes(app)
+    from adapters.citymgmt import http as citymgmt_http
+
+    citymgmt_http.add_routes(app)
     workers.add_routes(app)
     docs.add_routes(app)
     if WEB_ROOT.is_dir():
@@ -144,6 +147,14 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     from adapters.sms import SmsAdapter
 
     hub.adapters.append(SmsAdapter(settings.sms, sms, tasks))
+    if settings.citymgmt.enabled:
+        from adapters.citymgmt.adapter import CitymgmtAdapter
+
+        hub.adapters.append(
+            CitymgmtAdapter(
+                settings, cases, tasks, metrics, skip_locked=not url.startswith("sqlite")
+            )
+        )
     metrics.bind(hub)
     app[HUB] = hub
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
+import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -15,6 +16,8 @@ from hub.sms.metrics import sms_metrics
 
 if TYPE_CHECKING:
     from hub.state import Hub
+
+log = structlog.get_logger(__name__)
 
 
 class LocationCounters:
@@ -49,13 +52,23 @@ class HubMetrics:
         self._hub = hub
         self.registry.register(_HubCollector(self))
 
+    def add_refresher(self, refresher: Callable[[], Awaitable[None]]) -> None:
+        """Have ``refresher`` read its I/O-bound values (e.g. a queue's backlog) before
+        each scrape; it exports them through a collector of its own."""
+        self._refreshers.append(refresher)
+
     async def refresh(self) -> None:
-        """Read values that need I/O (outbox backlog) before a scrape."""
+        """Read values that need I/O (outbox backlog, adapters' queues) before a scrape."""
         if self._hub is not None:
             try:
                 self._outbox_pending = await self._hub.relay.pending()
             except Exception:
                 self._outbox_pending = -1
+        for refresher in self._refreshers:
+            try:
+                await refresher()
+            except Exception:
+                log.warning("metrics refresher failed", exc_info=True)
 
     def reject(self, code: str) -> None:
         """Count a rejected ingest request by error code."""

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from adapters.citymgmt import http as citymgmt_http
 from adapters.sms import callbacks as sms_callbacks
 from hub.api import cases, directory, notices, workers
 from hub.api.asyncapi import WEBSOCKET_PATH, build_asyncapi
@@ -161,6 +162,7 @@ OPERATIONS: dict[RouteKey, Operation] = {
     **notices.OPERATIONS,
     **cases.OPERATIONS,
     **sms_callbacks.OPERATIONS,
+    **citymgmt_http.OPERATIONS,
 }
 
 

@@ -144,6 +144,15 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "case.too_many_attachments": ErrorCode(409, "The case has the most attachments allowed."),
     "case.attachment_not_found": ErrorCode(404, "No such attachment on this case."),
+    # -- city management ------------------------------------------------------------------
+    "citymgmt.wrong_key": ErrorCode(
+        403, "The request is signed with a key other than the city-management system's."
+    ),
+    "citymgmt.invalid_request": ErrorCode(
+        422, "The body is not an Open311 GeoReport v2 service request or array (see details)."
+    ),
+    "citymgmt.delivery_not_found": ErrorCode(404, "No such city-management delivery."),
+    "citymgmt.not_dead": ErrorCode(409, "Only a dead-lettered delivery can be retried."),
 }
 
 BEARER_CODES = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")

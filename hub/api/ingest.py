@@ -80,7 +80,7 @@ async def _accept(request: web.Request, hub: Hub) -> web.Response:
     body = await request.content.read(settings.max_body_bytes + 1)
     if len(body) > settings.max_body_bytes:
         raise IngestError(413, "request.too_large", "body over the size limit")
-    key = _authenticate(request, hub, body)
+    key = authenticate(request, hub, body)
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as err:
@@ -133,7 +133,9 @@ async def _accept(request: web.Request, hub: Hub) -> web.Response:
     return web.Response(status=202, body=body_out, content_type="application/json")
 
 
-def _authenticate(request: web.Request, hub: Hub, body: bytes) -> ApiKey:
+def authenticate(request: web.Request, hub: Hub, body: bytes) -> ApiKey:
+    """The API key that signed ``body`` (X-Api-Key, X-Timestamp, X-Signature), or
+    IngestError; shared with adapters' signed webhooks."""
     key_id = request.headers.get("X-Api-Key")
     timestamp = request.headers.get("X-Timestamp")
     signature = request.headers.get("X-Signature")
@@ -156,6 +158,17 @@ def _authenticate(request: web.Request, hub: Hub, body: bytes) -> ApiKey:
     ):
         raise IngestError(401, "auth.bad_signature", "signature does not match")
     return key
+
+
+async def claim_signature(hub: Hub, request: web.Request, key_id: str) -> None:
+    """Record an authenticated request's signature as used (its own transaction), or
+    IngestError ``auth.replayed``: for signed endpoints other than ``/api/v1/events``."""
+    signature = request.headers["X-Signature"].removeprefix(signing.SIGNATURE_PREFIX)
+    try:
+        async with hub.sessions() as session, session.begin():
+            session.add(SeenSignature(signature=signature.lower()[:64], api_key=key_id))
+    except IntegrityError as err:
+        raise IngestError(409, "auth.replayed", "this signed request was already used") from err
 
 
 async def _replay(
@@ -207,4 +220,7 @@ async def prune(hub: Hub) -> None:
         )
 
 
-__all__ = ["IngestAccepted", "IngestRequest", "post_event", "prune"]
+__all__ = [
+    "IngestAccepted", "IngestError", "IngestRequest", "authenticate", "claim_signature",
+    "post_event", "prune",
+]  # fmt: skip

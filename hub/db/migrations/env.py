@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import adapters.citymgmt.models  # noqa: F401  (registers the adapter's tables)
 from hub.db.engine import make_engine
 from hub.db.models import Base
 

@@ -29,6 +29,7 @@ from hub.bus.memory import MemoryBus
 from hub.cases.categories import Categories
 from hub.cases.deadlines import DeadlineSweeper
 from hub.cases.service import CaseService
+from hub.cases.sms import CaseSms
 from hub.config import Settings
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.db.outbox import OutboxRelay
@@ -40,6 +41,7 @@ from hub.locations.service import LocationService
 from hub.metrics import HubMetrics
 from hub.notices.rpc import NoticeRpc
 from hub.notices.service import NoticeService
+from hub.notices.sms_fallback import NoticeSmsFallback
 from hub.org.seed import seed
 from hub.publisher import Publisher
 from hub.sms.service import SmsService
@@ -144,6 +146,10 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         hub.adapters.append(MqttAdapter(settings.mqtt_url, settings.mqtt, locations, tasks))
     sms = SmsService(sessions, relay, settings.sms, skip_locked=not url.startswith("sqlite"))
     hub.sms = sms
+    # Inbound SMS hooks run in order: a notice reply code first, else a citizen's case.
+    hub.notice_sms = NoticeSmsFallback(sessions, sms, notices, settings.notices)
+    sms.inbound_hooks.append(hub.notice_sms.on_inbound)
+    CaseSms(cases, sms, settings.sms).install()
     from adapters.sms import SmsAdapter
 
     hub.adapters.append(SmsAdapter(settings.sms, sms, tasks))
@@ -174,6 +180,8 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         log.info("grid workers loaded", workers=worker_count, grids=len(locations.registry.grids))
         tasks.spawn(locations.watch_silence(), name="worker silence watch")
         tasks.spawn(sms.run(), name="sms sender")
+        tasks.spawn(hub.notice_sms.run(), name="notice SMS fallback")
+        await notices.resume_fanouts()
         tasks.spawn(deadlines.run(), name="case deadline sweeper")
         for adapter in hub.adapters:
             await _start_adapter(adapter, tasks)

@@ -203,6 +203,13 @@ class SmsSettings(BaseModel):
     enquire_link_interval: float = Field(30.0, description="Seconds between enquire_link.")
     response_timeout: float = Field(10.0, description="Seconds the SMSC has to answer a PDU.")
     reconnect_max_delay: float = Field(30.0, description="Longest wait between SMPP reconnects.")
+    citizen_cases: bool = Field(
+        True, description="An SMS from a citizen to the service number becomes a case."
+    )
+    citizen_case_org: str = Field("d01", description="Org node citizens' SMS cases belong to.")
+    case_sms: bool = Field(
+        True, description="Text a case's assignee on assignment, supervision and overdue."
+    )
 
     @model_validator(mode="after")
     def _sending_outlives_submit(self) -> SmsSettings:
@@ -210,6 +217,18 @@ class SmsSettings(BaseModel):
         if self.sending_timeout <= self.submit_timeout:
             raise ValueError("sms.sending_timeout must exceed sms.submit_timeout")
         return self
+
+
+class NoticeSettings(BaseModel):
+    """Notices (通知公告)."""
+
+    sms_fallback_after: float = Field(
+        1800.0,
+        description="Seconds an urgent notice may stay unread before it goes by SMS (0: never).",
+    )
+    sms_fallback_interval: float = Field(
+        30.0, gt=0, description="Seconds between SMS fallback sweeps."
+    )
 
 
 class CaseSettings(BaseModel):
@@ -304,6 +323,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     locations: LocationSettings = Field(default_factory=LocationSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    notices: NoticeSettings = Field(default_factory=NoticeSettings)
     cases: CaseSettings = Field(default_factory=CaseSettings)
     citymgmt: CitymgmtSettings = Field(default_factory=CitymgmtSettings)
 

@@ -18,6 +18,7 @@ from hub.gateway.service import Gateway
 from hub.locations.service import LocationService
 from hub.metrics import HubMetrics
 from hub.notices.service import NoticeService
+from hub.notices.sms_fallback import NoticeSmsFallback
 from hub.publisher import Publisher
 from hub.sms.service import SmsService
 from hub.tasks import TaskRegistry
@@ -59,6 +60,7 @@ class Hub:
     deadlines: DeadlineSweeper
     adapters: list[Adapter] = field(default_factory=list)
     sms: SmsService | None = None
+    notice_sms: NoticeSmsFallback | None = None
 
 
 HUB = web.AppKey("hub", Hub)

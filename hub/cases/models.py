@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 from hub.cases.categories import Priority
 from protocols.envelope import EnvelopeError, validate_org_path
 
-ReportChannel = Literal["grid_phone", "citizen_sms", "citymgmt", "other_system", "console"]
+ReportChannel = Literal["grid_phone", "sms", "citymgmt", "other_system", "console"]
+"""How a case came in (``sms``: a citizen texted the service number)."""
 ActionName = Literal[
     "register", "reject", "assign", "start", "feed_back", "close", "return", "evaluate",
     "escalate", "supervise",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -303,7 +303,14 @@ class CaseService:
         return case
 
     async def locked(self, session: AsyncSession, actor: Actor, case_id: str) -> Case:
-        """The case, row-locked for this transaction (PostgreSQL), if ``actor`` may see it."""
+        """The case, locked for this transaction, if ``actor`` may see it: a row lock on
+        PostgreSQL; on SQLite, which has none, a no-op write first takes the database's
+        write lock, so two actions on one case run one after the other on what the first
+        committed (a read first would leave the second on a stale snapshot)."""
+        if session.get_bind().dialect.name == "sqlite":
+            await session.execute(
+                update(Case).where(Case.id == case_id).values(version=Case.version)
+            )
         case = await session.get(Case, case_id, with_for_update=True)
         if case is None or not can_view(actor, case):
             raise CaseError(404, "case.not_found", f"no case {case_id} for you")

@@ -233,7 +233,11 @@ class NoticeRecipient(Base):
     """When the live push to the user's channel was published (or committed to the outbox)."""
     read_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     read_via: Mapped[str | None] = mapped_column(String(8))
-    """ws or rest."""
+    """ws, rest or sms."""
+    sms_id: Mapped[str | None] = mapped_column(String(64))
+    """The SMS fallback sent for this unread urgent notice (one per recipient, ever)."""
+    reply_code: Mapped[str | None] = mapped_column(String(8))
+    """The code the recipient may text back to mark the notice read."""
 
     __table_args__ = (
         Index("ix_notice_recipients_user_unread", "user_id", "read_at", "notice_id"),
@@ -340,7 +344,7 @@ class Case(Base):
     tier: Mapped[str] = mapped_column(String(16))
     """Level of ``tier_org``: community, street or district."""
     channel: Mapped[str] = mapped_column(String(16))
-    """How it was reported: grid_phone, citizen_sms, citymgmt, other_system, console."""
+    """How it was reported: grid_phone, sms (a citizen), citymgmt, other_system, console."""
     reporter_kind: Mapped[str] = mapped_column(String(8))
     """user, system or citizen."""
     reporter_id: Mapped[str] = mapped_column(String(64))

@@ -17,7 +17,7 @@ MAX_ATTACHMENTS = 20
 MAX_TARGET_USERS = 1000
 MAX_TARGET_ORGS = 100
 RoleName = Literal["grid_worker", "grid_leader", "dispatcher", "department", "leader", "admin"]
-ReadVia = Literal["ws", "rest"]
+ReadVia = Literal["ws", "rest", "sms"]
 
 
 def as_utc(value: datetime) -> datetime:

@@ -17,6 +17,7 @@ the sender's ``notice.read_progress``, coalesced per notice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any, cast
 
 import structlog
@@ -108,7 +109,10 @@ def new_notice_event(notice: Notice) -> Envelope:
         sender_org=notice.sender_org,
         created_at=as_utc(notice.created_at).isoformat(),
     )
-    return data.envelope(source=SOURCE, org=notice.sender_org, subject=notice.id)
+    envelope = data.envelope(source=SOURCE, org=notice.sender_org, subject=notice.id)
+    # One event id per notice: a pop-up pushed again (a resumed fan-out, a second hub
+    # process) is a duplicate consumers drop, not a second notice.
+    return dataclasses.replace(envelope, id=notice.id)
 
 
 class NoticeService:
@@ -199,9 +203,7 @@ class NoticeService:
             add_personal_event(session, envelope, [user_channel(identity.user)])
         self._relay.notify()
         if count > OUTBOX_FANOUT_MAX:
-            task = self._tasks.spawn(self.fan_out(notice), name=f"notice fan-out {notice.id}")
-            self.fanouts[notice.id] = task
-            task.add_done_callback(lambda _: self.fanouts.pop(notice.id, None))
+            self._start_fanout(notice)
         log.info("notice sent", notice_id=notice.id, recipients=count, kind=spec.kind)
         return notice
 
@@ -294,6 +296,24 @@ class NoticeService:
         return select(User.id).where(User.active, User.id != identity.user, or_(*wanted))
 
     # -- background fan-out ---------------------------------------------------------------
+
+    async def resume_fanouts(self) -> int:
+        """Restart the fan-out of every notice a stopped hub left unfinished (``sent_at``
+        still empty): the recipients not yet pushed get their pop-up now."""
+        async with self.sessions() as session:
+            unfinished = list(await session.scalars(select(Notice).where(Notice.sent_at.is_(None))))
+        for notice in unfinished:
+            self._start_fanout(notice)
+        if unfinished:
+            log.info("notice fan-outs resumed", notices=len(unfinished))
+        return len(unfinished)
+
+    def _start_fanout(self, notice: Notice) -> None:
+        if notice.id in self.fanouts:
+            return
+        task = self._tasks.spawn(self.fan_out(notice), name=f"notice fan-out {notice.id}")
+        self.fanouts[notice.id] = task
+        task.add_done_callback(lambda _: self.fanouts.pop(notice.id, None))
 
     async def fan_out(self, notice: Notice) -> None:
         """Publish the pop-up to every recipient not yet pushed, batch by batch; mark each

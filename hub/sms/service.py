@@ -68,9 +68,10 @@ FINAL_STATES = frozenset({"delivered", "failed", "expired"})
 RECEIPT_FINAL = frozenset({"delivered", "failed", "expired"})
 REF_MODULO = 256
 
-InboundHook = Callable[[AsyncSession, "InboundSms"], Awaitable[None]]
-"""Called inside the transaction that stores an inbound message, before the commit: the
-place for later uses (notice reply codes, citizen cases) to act on a reply atomically."""
+InboundHook = Callable[[AsyncSession, "InboundSms"], Awaitable[bool]]
+"""Called inside the transaction that stores an inbound message, before the commit, in
+registration order until one answers True (it handled the message): notice reply codes
+first, citizens' cases last, each acting on the message atomically with its storing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +140,9 @@ class SmsService:
 
     # -- enqueue ---------------------------------------------------------------------------
 
-    async def enqueue(self, to: str, text: str, *, key: str | None = None) -> QueuedSms:
-        """Queue ``text`` for ``to``; the same ``key`` again returns the stored message.
-
-        Raises HubError sms.invalid_number, sms.invalid_text, sms.invalid_key or
-        sms.key_conflict (the key was used for a different message).
-        """
+    def _new_row(self, to: str, text: str, key: str | None) -> SmsMessage:
+        """A queued message row, validated (HubError sms.invalid_number, sms.invalid_text,
+        sms.invalid_key)."""
         to = to.strip()
         if not NUMBER.fullmatch(to):
             raise HubError("sms.invalid_number", "to must be 3-20 digits, optionally after +")
@@ -156,9 +154,8 @@ class SmsService:
             segments = encode_message(text, max_segments=self.settings.max_segments)
         except SmsRejected as err:
             raise HubError("sms.invalid_text", err.detail) from err
-        message_id = key or str(ULID())
-        row = SmsMessage(
-            id=message_id,
+        return SmsMessage(
+            id=key or str(ULID()),
             to=to,
             text=text,
             segments=len(segments),
@@ -167,22 +164,40 @@ class SmsService:
             attempts=0,
             next_attempt_at=utcnow(),
         )
+
+    async def enqueue(self, to: str, text: str, *, key: str | None = None) -> QueuedSms:
+        """Queue ``text`` for ``to``; the same ``key`` again returns the stored message.
+
+        Raises HubError sms.invalid_number, sms.invalid_text, sms.invalid_key or
+        sms.key_conflict (the key was used for a different message).
+        """
+        row = self._new_row(to, text, key)
         try:
             async with self._sessions() as session, session.begin():
-                existing = await session.get(SmsMessage, message_id)
+                existing = await session.get(SmsMessage, row.id)
                 if existing is None:
                     session.add(row)
         except IntegrityError:
-            existing = await self._get(message_id)
+            existing = await self._get(row.id)
         except OperationalError as err:
             raise NotReadyError(f"database: {err.orig}") from err
         if existing is not None:
-            if existing.to != to or existing.text != text:
+            if existing.to != row.to or existing.text != text:
                 raise HubError("sms.key_conflict", "this key was used for a different message", 409)
             return QueuedSms(existing.id, existing.state, existing.segments, created=False)
         self.counters.enqueued += 1
         self.notify()
-        return QueuedSms(message_id, "queued", len(segments), created=True)
+        return QueuedSms(row.id, "queued", row.segments, created=True)
+
+    async def stage(self, session: AsyncSession, to: str, text: str, *, key: str) -> bool:
+        """Queue a message inside the caller's transaction (it is sent once that commits);
+        False when ``key`` is already queued. Call ``notify`` after the commit."""
+        row = self._new_row(to, text, key)
+        if await session.get(SmsMessage, key) is not None:
+            return False
+        session.add(row)
+        self.counters.enqueued += 1
+        return True
 
     async def _get(self, message_id: str) -> SmsMessage | None:
         async with self._sessions() as session:
@@ -494,7 +509,8 @@ class SmsService:
                         return stored
                 session.add(row)
                 for hook in self.inbound_hooks:
-                    await hook(session, message)
+                    if await hook(session, message):
+                        break
                 event = SmsReceived(
                     inbound_id=row.id,
                     sender=row.sender,
@@ -511,6 +527,7 @@ class SmsService:
             raise NotReadyError(f"database: {err.orig}") from err
         self.counters.inbound += 1
         self._relay.notify()
+        self.notify()  # hooks may have queued answers
         return row.id
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.integration.api.conftest import Api
@@ -143,3 +145,15 @@ async def test_an_emergency_goes_straight_to_the_district_only_from_the_grid(api
     direct = await report(api, WORKER, **body)
     case = await must(api, DISTRICT, direct["id"], "register")
     assert case["state"] == "registered" and case["tier_org"] == "d01"
+
+
+async def test_two_concurrent_actions_on_one_case_run_one_after_the_other(api: Api) -> None:
+    cid = (await report(api))["id"]
+    first, second = await asyncio.gather(
+        act(api, COMMUNITY, cid, "register"), act(api, COMMUNITY, cid, "register")
+    )
+    # One wins; the other sees the committed state and is refused for it, not lost.
+    assert sorted([first.status, second.status]) == [200, 409]
+    detail = (await api.as_(COMMUNITY.token).get(f"/api/v1/cases/{cid}")).body
+    assert [e["action"] for e in detail["timeline"]] == ["report", "register"]
+    assert detail["version"] == 2

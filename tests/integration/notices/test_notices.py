@@ -340,3 +340,33 @@ async def test_a_large_notice_is_fanned_out_in_the_background_to_every_recipient
     assert stored is not None and stored.sent_at is not None
     unread = await last.rpc("notice.unread", {})
     assert [n["id"] for n in unread["notices"]] == [notice_id]
+
+
+async def test_a_fan_out_cut_short_by_a_stop_is_resumed_for_the_recipients_not_yet_pushed(
+    running_hub: RunningHub, api: Api, live: Connect
+) -> None:
+    hub = running_hub.hub
+    sent = await api.as_(tok(S01_LEADER)).post(NOTICES, notice({"orgs": ["d01.s01.c01"]}))
+    assert sent.status == 201, sent.body
+    notice_id = sent.body["id"]
+    # As a hub stopped mid fan-out leaves it: not sent, one recipient not yet pushed.
+    async with hub.sessions() as session, session.begin():
+        stored = await session.get(Notice, notice_id)
+        mine = await session.get(NoticeRecipient, (notice_id, C01_WORKER[0]))
+        assert stored is not None and mine is not None
+        stored.sent_at = None
+        mine.delivered_at = None
+    worker = await live(*C01_WORKER)
+    assert await hub.notices.resume_fanouts() == 1
+    event = await worker.next_of("notice.new")
+    # The pop-up keeps the notice's id as its event id: consumers deduplicate a repeat.
+    assert event["id"] == notice_id and event["data"]["notice_id"] == notice_id
+    fan_out = hub.notices.fanouts.get(notice_id)
+    if fan_out is not None:
+        await fan_out
+    async with hub.sessions() as session:
+        stored = await session.get(Notice, notice_id)
+        mine = await session.get(NoticeRecipient, (notice_id, C01_WORKER[0]))
+    assert stored is not None and stored.sent_at is not None
+    assert mine is not None and mine.delivered_at is not None
+    assert await hub.notices.resume_fanouts() == 0

@@ -3,20 +3,28 @@ headless by Playwright (no browser download; a missing Chromium fails, never ski
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
+from tests.support.hubs import REPO
 
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 """The browser the tests drive: Debian's package (``.ci/ensure-chromium`` installs it)."""
 LIVE_INTERVAL = 0.2
 """Seconds between a worker's live position pushes (the default 1 s would only slow us)."""
+FAST_CASE_LIMIT_HOURS = 0.0003
+"""Every case time limit of ``fast_cases_hub``: about a second from registration."""
+FAST_SWEEP_INTERVAL = 0.1
+"""Seconds between its deadline sweeps."""
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +60,44 @@ async def console_hub(sqlite_backend: Backend) -> AsyncIterator[RunningHub]:
         yield running
     finally:
         await running.server.close()
+
+
+@asynccontextmanager
+async def _cases_hub(backend: Backend, tmp_path: Path, **cases: Any) -> AsyncIterator[RunningHub]:
+    """A console hub with these case settings, keeping attachments under ``tmp_path``."""
+    settings = backend_settings(
+        backend,
+        locations={"live_interval": LIVE_INTERVAL},
+        cases={"attachments_dir": tmp_path / "attachments", **cases},
+    )
+    running = await start_hub(settings)
+    try:
+        yield running
+    finally:
+        await running.server.close()
+
+
+@pytest.fixture
+async def cases_hub(sqlite_backend: Backend, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    """A console hub with the demo case categories, keeping attachments under tmp."""
+    async with _cases_hub(sqlite_backend, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def fast_cases_hub(sqlite_backend: Backend, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    """A console hub whose case time limits run out about a second after registration (the
+    demo category tree with tiny limits), swept ten times a second, attachments under tmp."""
+    spec = json.loads((REPO / "config" / "case_categories.json").read_text(encoding="utf-8"))
+    spec["time_limits_hours"] = {
+        name: dict.fromkeys(limits, FAST_CASE_LIMIT_HOURS)
+        for name, limits in spec["time_limits_hours"].items()
+    }
+    categories = tmp_path / "case_categories.json"
+    categories.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    fast = {"categories_file": categories, "sweep_interval": FAST_SWEEP_INTERVAL}
+    async with _cases_hub(sqlite_backend, tmp_path, **fast) as running:
+        yield running
 
 
 @dataclass

@@ -1,6 +1,9 @@
 // The console's entry point: sign-in, then the map and the live feed of the user's org node.
 
 import { ApiError, getJson } from "./api.js";
+import { createCaseAlerts } from "./case_alerts.js";
+import { createCaseDetail } from "./case_detail.js";
+import { createReportForm } from "./case_form.js";
 import {
   clearToken,
   decodeToken,
@@ -9,6 +12,7 @@ import {
   storedToken,
   takeTokenFromUrl,
 } from "./auth.js";
+import { createCasesPanel } from "./cases.js";
 import { createFeed } from "./feed.js";
 import { el } from "./format.js";
 import { applyStatic, getLang, onLangChange, setLang, t } from "./i18n.js";
@@ -49,6 +53,10 @@ function stopSession() {
   session.map?.destroy();
   session.feed?.destroy();
   session.notices?.destroy();
+  session.cases?.destroy();
+  session.caseDetail?.destroy();
+  session.caseForm?.destroy();
+  session.caseAlerts?.destroy();
   session.stopped = true;
   session = null;
 }
@@ -104,6 +112,7 @@ async function loadGrids(current) {
     current.map.setGrids(grids);
     renderUser(current.claims, current.profile);
     current.feed.refresh();
+    current.cases.refresh();
   } catch (err) {
     if (!current.stopped) apiFailed(err, "map.load_failed", current.map.showMessage);
   }
@@ -130,6 +139,48 @@ async function loadProfile(current) {
   } catch {
     // A token's user need not be in the directory: the token's claims are shown instead.
   }
+}
+
+/** The cases panel, the detail view, the report form and the alert toasts. */
+function startCases(current) {
+  const { token, claims } = current;
+  const orgName = (path) => current.map?.orgName(path) ?? path;
+  const categories = () => current.cases.categories();
+  const open = (id) => current.caseDetail.open(id);
+  current.cases = createCasesPanel(
+    {
+      filters: $("case-filters"),
+      tbody: $("cases").tBodies[0],
+      empty: $("cases-empty"),
+      count: $("cases-count"),
+      more: $("cases-more"),
+      error: $("cases-error"),
+    },
+    { token, claims, orgName, onOpen: open, onCase: (kase) => current.caseDetail.changed(kase.id) },
+  );
+  current.caseDetail = createCaseDetail($("case-detail"), {
+    token,
+    claims,
+    orgName,
+    categories,
+    onCase: (kase) => current.cases.update(kase),
+  });
+  current.caseForm = createReportForm($("case-report"), {
+    token,
+    claims,
+    orgName,
+    categories,
+    onReported: (kase) => {
+      current.cases.update(kase);
+      open(kase.id);
+    },
+  });
+  current.caseAlerts = createCaseAlerts($("case-alerts"), { onOpen: open });
+}
+
+function applyCaseEvent(current, envelope) {
+  current.cases.apply(envelope);
+  current.caseAlerts.apply(envelope);
 }
 
 function start(token) {
@@ -178,6 +229,7 @@ function start(token) {
   current.notices = createNoticePopups($("notices"), {
     rpc: (method, data) => current.live.rpc(method, data),
   });
+  startCases(current);
   renderUser(claims, null);
   setConnection("connecting");
   setSubscription("subscribing");
@@ -195,12 +247,16 @@ function start(token) {
       setSubscription(state);
       // Positions are loaded once subscribed, so nothing falls between the two; again
       // after any reconnect whose missed publications could not all be recovered.
-      if (state === "subscribed" && !(ctx.wasRecovering && ctx.recovered)) loadPositions(current);
+      if (state === "subscribed" && !(ctx.wasRecovering && ctx.recovered)) {
+        loadPositions(current);
+        current.cases.reload();
+      }
     },
     onPublication: (envelope) => {
       if (current.stopped) return;
       current.map.apply(envelope);
       current.feed.add(envelope);
+      applyCaseEvent(current, envelope);
     },
     onAuthFailure: (reason) => {
       if (!current.stopped) authFailed(reason);
@@ -215,7 +271,9 @@ function start(token) {
       });
     },
     onPersonal: (envelope) => {
-      if (!current.stopped) current.notices.apply(envelope);
+      if (current.stopped) return;
+      current.notices.apply(envelope);
+      applyCaseEvent(current, envelope);
     },
   });
 }
@@ -250,6 +308,7 @@ function boot() {
     $("token-input").value = "";
     start(token);
   });
+  $("case-report-open").addEventListener("click", () => session?.caseForm.open());
   $("signout").addEventListener("click", () => {
     stopSession();
     clearToken();

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from adapters.sms.http import MO_PATH
 from hub.auth.tokens import Identity
 from hub.db.models import Case, NoticeRecipient, utcnow
 from hub.notices.models import NoticeSpec
@@ -20,6 +21,7 @@ from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 from tests.integration.api.conftest import Api
 from tests.integration.cases.helpers import COMMUNITY, DISTRICT, WORKER, must, report
 from tests.integration.sms.conftest import FAST, console_events
+from tests.support.jasmin import FakeJasmin, mo_params, post_form
 from tests.support.smsc import TestSmsc
 
 WORKER_PHONE = "13800270010"  # s01c01g01-worker in config/demo_users.json
@@ -118,3 +120,35 @@ async def test_the_assignee_is_texted_on_assignment_and_on_supervision(
         await must(api, DISTRICT, case["id"], "supervise", note="今日办结")
         await smsc.wait_for(lambda: len(texts_to(smsc, WORKER_PHONE)) == 2)
         assert "今日办结" in texts_to(smsc, WORKER_PHONE)[1]
+
+
+async def test_over_the_http_gateway_a_reply_code_reads_the_notice_and_other_texts_are_cases(
+    http_hub: RunningHub, jasmin: FakeJasmin
+) -> None:
+    sender = Identity("s01-leader", "d01.s01", frozenset({"leader"}), 0)
+    spec = NoticeSpec.model_validate({
+        "kind": "meeting", "level": "urgent", "title": "紧急会议", "body": "下午三点开会",
+        "targets": {"users": [WORKER.id]},
+    })  # fmt: skip
+    notice = await http_hub.hub.notices.send(sender, spec)
+    assert await fallback(http_hub).sweep(utcnow() + timedelta(hours=2)) == 1
+    await jasmin.wait_for(lambda: any(s.params["to"] == WORKER_PHONE for s in jasmin.sent))
+    sms = next(s for s in jasmin.sent if s.params["to"] == WORKER_PHONE)
+    code = re.search(r"回复(\d{4})", bytes.fromhex(sms.params["hex-content"]).decode("utf-16-be"))
+    assert code is not None
+
+    mo = http_hub.url + MO_PATH
+    assert await post_form(mo, mo_params("mo-1", WORKER_PHONE, code.group(1))) == (
+        200, "ACK/Jasmin"
+    )  # fmt: skip
+    assert await post_form(mo, mo_params("mo-2", CITIZEN, "小区垃圾三天没人清运")) == (
+        200, "ACK/Jasmin"
+    )  # fmt: skip
+    async with http_hub.hub.sessions() as session:
+        row = await session.get(NoticeRecipient, (notice.id, WORKER.id))
+        cases = (await session.scalars(select(Case))).all()
+    assert row is not None and row.read_via == "sms"
+    assert [(c.channel, c.reporter_phone, c.title) for c in cases] == [
+        ("sms", CITIZEN, "小区垃圾三天没人清运")
+    ]
+    await jasmin.wait_for(lambda: any(s.params["to"] == CITIZEN for s in jasmin.sent))

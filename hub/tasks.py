@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -50,3 +51,29 @@ class TaskRegistry:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+
+async def drain_forever(
+    name: str, step: Callable[[], Awaitable[int]], wake: asyncio.Event, idle: float
+) -> None:
+    """Run ``step`` (one batch of a persistent queue; returns how much it took) forever:
+    again at once while it finds work, else after ``wake`` is set or ``idle`` seconds. A
+    failing step is logged once when it breaks and once when it recovers."""
+    healthy = True
+    while True:
+        wake.clear()
+        try:
+            taken = await step()
+        except Exception:
+            if healthy:
+                log.exception(f"{name} failed; retrying")
+                healthy = False
+            taken = 0
+        else:
+            if not healthy:
+                log.info(f"{name} recovered")
+                healthy = True
+        if taken:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=idle)

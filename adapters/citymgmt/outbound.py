@@ -27,7 +27,6 @@ the order per case holds because the later updates wait for the re-sent one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +42,7 @@ from adapters.citymgmt.metrics import CitymgmtCounters
 from adapters.citymgmt.models import CitymgmtDelivery
 from hub.config import CitymgmtSettings
 from hub.db.models import Case, CaseEntry, utcnow
+from hub.tasks import drain_forever
 from protocols.citymgmt import RequestUpdate, status_for
 from protocols.envelope import new_event_id
 
@@ -141,25 +141,8 @@ class DeliveryQueue:
 
     async def run(self) -> None:
         """Send forever (cancel to stop)."""
-        healthy = True
         idle = min(IDLE_SWEEP_MAX, self.settings.retry_min_delay)
-        while True:
-            self._wake.clear()
-            try:
-                claimed = await self.send_once()
-            except Exception:
-                if healthy:
-                    log.exception("city-management sender failed; retrying")
-                    healthy = False
-                claimed = 0
-            else:
-                if not healthy:
-                    log.info("city-management sender recovered")
-                    healthy = True
-            if claimed:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=idle)
+        await drain_forever("city-management sender", self.send_once, self._wake, idle)
 
     async def send_once(self) -> int:
         """Claim one batch of due rows and deliver them; returns how many were claimed."""

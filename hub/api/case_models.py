@@ -11,7 +11,7 @@ from hub.api.directory_models import PageQuery
 from hub.cases.categories import Category, Limits
 from hub.cases.lifecycle import State
 from hub.db.models import Case, CaseAttachment, CaseEntry
-from protocols.envelope import EnvelopeError, validate_org_path
+from protocols.envelope import validate_org_path
 
 StateName = Literal[
     "reported", "registered", "rejected", "assigned", "handling", "fed_back", "closed",
@@ -210,9 +210,4 @@ class CaseQuery(PageQuery):
     @field_validator("org", "tier_org")
     @classmethod
     def _org(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                validate_org_path(value)
-            except EnvelopeError as err:
-                raise ValueError(str(err)) from err
-        return value
+        return None if value is None else validate_org_path(value)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from hub.cases.categories import Priority
-from protocols.envelope import EnvelopeError, validate_org_path
+from protocols.envelope import validate_org_path
 
 ReportChannel = Literal["grid_phone", "sms", "citymgmt", "other_system", "console"]
 """How a case came in (``sms``: a citizen texted the service number)."""
@@ -58,12 +58,7 @@ class CaseReport(BaseModel):
     @field_validator("org")
     @classmethod
     def _org_path(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                validate_org_path(value)
-            except EnvelopeError as err:
-                raise ValueError(str(err)) from err
-        return value
+        return None if value is None else validate_org_path(value)
 
     @model_validator(mode="after")
     def _direct_only_for_emergencies(self) -> CaseReport:

@@ -32,7 +32,6 @@ arrives before its submission was recorded waits for this process's submissions 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -54,6 +53,7 @@ from hub.events import SmsDelivered, SmsFailed, SmsReceived
 from hub.sms.metrics import SmsCounters
 from hub.sms.ports import OutboundSms, ReceiptOutcome, SmsProvider, SubmitError
 from hub.sms.ratelimit import TokenBucket
+from hub.tasks import drain_forever
 from protocols.sms import SmsRejected, encode_message, message_id_keys
 
 log = structlog.get_logger(__name__)
@@ -211,24 +211,7 @@ class SmsService:
 
     async def run(self) -> None:
         """Send forever (cancel to stop)."""
-        healthy = True
-        while True:
-            self._wake.clear()
-            try:
-                claimed = await self.send_once()
-            except Exception:
-                if healthy:
-                    log.exception("sms sender failed; retrying")
-                    healthy = False
-                claimed = 0
-            else:
-                if not healthy:
-                    log.info("sms sender recovered")
-                    healthy = True
-            if claimed:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_interval)
+        await drain_forever("sms sender", self.send_once, self._wake, self.settings.poll_interval)
 
     async def send_once(self) -> int:
         """Claim one batch of due messages and submit them; returns how many were claimed."""

@@ -4,21 +4,9 @@
 
 import { errorText } from "./case_api.js";
 import { NEEDS_REASON, actionLabel } from "./case_rules.js";
-import { el } from "./format.js";
+import { el, i18nText, labelled } from "./format.js";
 import { t } from "./i18n.js";
 
-/** An element whose text follows the language (applyStatic refreshes data-i18n). */
-function text(tag, className, key) {
-  const node = el(tag, className, t(key));
-  node.dataset.i18n = key;
-  return node;
-}
-
-function labelled(key, input) {
-  const wrap = el("label", "case-input");
-  wrap.append(text("span", "case-input-label", key), input);
-  return wrap;
-}
 
 /** `api` is caseApi(token); `onDone(kase)` runs after the server accepted the action. */
 export function createActionForm({ api, onDone }) {
@@ -53,7 +41,7 @@ export function createActionForm({ api, onDone }) {
     }
     const select = el("select", "case-assignee");
     select.name = "assignee";
-    select.append(text("option", "", "case.input.choose"));
+    select.append(i18nText("option", "", "case.input.choose"));
     select.firstChild.value = "";
     for (const user of list) {
       const option = el("option", "", `${user.name}（${user.id}）`);
@@ -107,9 +95,9 @@ export function createActionForm({ api, onDone }) {
     const error = el("p", "case-action-error");
     error.setAttribute("role", "alert");
     error.hidden = true;
-    const submit = text("button", "primary case-submit", "case.submit");
+    const submit = i18nText("button", "primary case-submit", "case.submit");
     submit.type = "submit";
-    const cancel = text("button", "ghost case-cancel", "case.cancel");
+    const cancel = i18nText("button", "ghost case-cancel", "case.cancel");
     cancel.type = "button";
     cancel.addEventListener("click", close);
     const buttons = el("div", "case-form-buttons");

@@ -4,20 +4,9 @@
 
 import { caseApi, errorText } from "./case_api.js";
 import { PRIORITIES, priorityLabel } from "./case_rules.js";
-import { el } from "./format.js";
+import { el, i18nText, labelled } from "./format.js";
 import { onLangChange, t } from "./i18n.js";
 
-function text(tag, className, key) {
-  const node = el(tag, className, t(key));
-  node.dataset.i18n = key;
-  return node;
-}
-
-function labelled(key, input) {
-  const wrap = el("label", "case-input");
-  wrap.append(text("span", "case-input-label", key), input);
-  return wrap;
-}
 
 function named(tag, name) {
   const node = el(tag);
@@ -38,7 +27,7 @@ export function createReportForm(overlay, { token, claims, orgName, categories, 
   form.setAttribute("aria-modal", "true");
   form.setAttribute("aria-labelledby", "case-report-title");
   form.noValidate = true;
-  const heading = text("h2", "case-detail-title", "cases.report");
+  const heading = i18nText("h2", "case-detail-title", "cases.report");
   heading.id = "case-report-title";
   const title = named("input", "title");
   title.maxLength = 200;
@@ -52,9 +41,9 @@ export function createReportForm(overlay, { token, claims, orgName, categories, 
   const error = el("p", "case-action-error");
   error.setAttribute("role", "alert");
   error.hidden = true;
-  const submit = text("button", "primary case-submit", "case.report.submit");
+  const submit = i18nText("button", "primary case-submit", "case.report.submit");
   submit.type = "submit";
-  const cancel = text("button", "ghost case-cancel", "case.cancel");
+  const cancel = i18nText("button", "ghost case-cancel", "case.cancel");
   cancel.type = "button";
   const buttons = el("div", "case-form-buttons");
   buttons.append(cancel, submit);

@@ -1,6 +1,6 @@
 // Small display helpers shared by the panels.
 
-import { locale } from "./i18n.js";
+import { locale, t } from "./i18n.js";
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -27,4 +27,19 @@ export function el(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined && text !== null) node.textContent = String(text);
   return node;
+}
+
+/** An element whose text is the translation of `key` and follows the language
+ * (applyStatic in i18n.js refreshes every data-i18n). */
+export function i18nText(tag, className, key) {
+  const node = el(tag, className, t(key));
+  node.dataset.i18n = key;
+  return node;
+}
+
+/** A form field: `input` under its translated label. */
+export function labelled(key, input) {
+  const wrap = el("label", "case-input");
+  wrap.append(i18nText("span", "case-input-label", key), input);
+  return wrap;
 }

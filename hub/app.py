@@ -71,10 +71,11 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
     app.router.add_post("/api/v1/events", ingest.post_event)
-    from hub.api import cases, directory, docs, notices, workers
+    from hub.api import case_stats, cases, directory, docs, notices, workers
 
     directory.add_routes(app)
     notices.add_routes(app)
+    case_stats.add_routes(app)  # before cases: /api/v1/cases/{id} would match "stats"
     cases.add_routes(app)
     from adapters.sms import callbacks as sms_callbacks
 

@@ -28,6 +28,7 @@ from hub.bus import Bus, BusUnavailable
 from hub.bus.memory import MemoryBus
 from hub.cases.categories import Categories
 from hub.cases.deadlines import DeadlineSweeper
+from hub.cases.intake import CaseIntake
 from hub.cases.service import CaseService
 from hub.cases.sms import CaseSms
 from hub.config import Settings
@@ -184,6 +185,8 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         tasks.spawn(hub.notice_sms.run(), name="notice SMS fallback")
         await notices.resume_fanouts()
         tasks.spawn(deadlines.run(), name="case deadline sweeper")
+        cases.intake = CaseIntake(cases)
+        tasks.spawn(cases.intake.run(), name="case intake")
         for adapter in hub.adapters:
             await _start_adapter(adapter, tasks)
         log.info("hub started", bus=bus.name, database=engine.dialect.name)

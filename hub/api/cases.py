@@ -30,7 +30,7 @@ from hub.cases.attachments import ACCEPTED, AttachmentStore
 from hub.cases.lifecycle import OPEN, Actor
 from hub.cases.models import CaseAction, CaseReport
 from hub.cases.service import CaseError, actor_of, can_view
-from hub.db.models import Case, CaseAttachment, CaseEntry, User, utcnow
+from hub.db.models import Case, CaseAttachment, CaseEntry, utcnow
 from hub.state import HUB
 from protocols.envelope import new_event_id
 
@@ -51,18 +51,14 @@ def _id(request: web.Request, name: str = "id") -> str:
     return value
 
 
-async def _actor(request: web.Request) -> Actor:
-    """The caller as a case actor, with their display name from the directory."""
-    identity = require_identity(request)
-    async with request.app[HUB].sessions() as session:
-        name = await session.scalar(select(User.name).where(User.id == identity.user))
-    actor = actor_of(identity)
-    return Actor(actor.kind, actor.id, actor.org, actor.roles, name or identity.user)
+def _actor(request: web.Request) -> Actor:
+    """The caller as a case actor (the service looks up their display name)."""
+    return actor_of(require_identity(request))
 
 
 async def report_case(request: web.Request) -> web.Response:
     """Report a new case (上报)."""
-    actor = await _actor(request)
+    actor = _actor(request)
     spec = await read_body(request, CaseReport, "case.invalid")
     case = await request.app[HUB].cases.report(actor, spec)
     return json_reply(CaseOut.of(case), 201, Location=f"{CASES}/{case.id}")
@@ -70,7 +66,7 @@ async def report_case(request: web.Request) -> web.Response:
 
 async def act_on_case(request: web.Request) -> web.Response:
     """Apply one action of the loop."""
-    actor = await _actor(request)
+    actor = _actor(request)
     case_id = _id(request)
     spec = await read_body(request, CaseAction, "case.invalid")
     case = await request.app[HUB].cases.act(actor, case_id, spec)
@@ -194,7 +190,7 @@ def _store(request: web.Request) -> AttachmentStore:
 
 async def upload_attachment(request: web.Request) -> web.Response:
     """Upload one file (multipart field ``file``) to a case."""
-    actor = await _actor(request)
+    actor = _actor(request)
     case_id = _id(request)
     hub = request.app[HUB]
     async with hub.sessions() as session:

@@ -8,9 +8,11 @@ run inside that same transaction: their delivery rows commit with the change or 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import select, update
@@ -40,6 +42,9 @@ from hub.errors import HubError
 from hub.events import CASE_EVENTS
 from protocols.envelope import new_event_id, org_contains
 
+if TYPE_CHECKING:
+    from hub.cases.intake import CaseIntake
+
 log = structlog.get_logger(__name__)
 
 SOURCE = "hub/cases"
@@ -58,6 +63,15 @@ HUB_ACTOR = Actor(kind="system", id="hub", org=None, name="Grid Hub")
 
 ChangeHook = Callable[[AsyncSession, Case, CaseEntry], Awaitable[None]]
 Locate = Callable[[float, float], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One report waiting to become a case."""
+
+    actor: Actor
+    spec: CaseReport
+    external: ExternalRef | None = None
 
 
 class CaseError(HubError):
@@ -126,6 +140,8 @@ class CaseService:
         self._locate = locate
         self.on_change: list[ChangeHook] = []
         """Called inside the transaction of every change (after its timeline row)."""
+        self.intake: CaseIntake | None = None
+        """The group commit of reports, while it runs (hub/cases/intake.py)."""
 
     async def may_read_channel(self, identity: Identity, case_id: str) -> bool:
         """The ``case:<id>`` channel guard: readable by whoever may see the case."""
@@ -140,7 +156,20 @@ class CaseService:
     async def report(
         self, actor: Actor, spec: CaseReport, *, external: ExternalRef | None = None
     ) -> Case:
-        """Store a new case in state ``reported`` at the centre that handles its place."""
+        """Store a new case in state ``reported`` at the centre that handles its place
+        (through the intake's group commit when it runs, else in a transaction of its own)."""
+        self.check_category(spec)
+        if self.intake is not None:
+            case = await self.intake.submit(actor, spec, external)
+        else:
+            async with self.sessions() as session, session.begin():
+                case = await self.new_case(session, actor, spec, utcnow(), external)
+            self.relay.notify()
+        log.debug("case reported", case_id=case.id, number=case.number, tier_org=case.tier_org)
+        return case
+
+    def check_category(self, spec: CaseReport) -> None:
+        """422 for a category that is not in the tree."""
         if spec.category not in self.categories.root_of:
             raise CaseError(
                 422,
@@ -148,12 +177,6 @@ class CaseService:
                 f"no category {spec.category!r}",
                 [{"loc": "category", "msg": "not a code of the category tree"}],
             )
-        now = utcnow()
-        async with self.sessions() as session, session.begin():
-            case = await self.new_case(session, actor, spec, now, external)
-        self.relay.notify()
-        log.info("case reported", case_id=case.id, number=case.number, tier_org=case.tier_org)
-        return case
 
     async def new_case(
         self,
@@ -165,7 +188,53 @@ class CaseService:
     ) -> Case:
         """Add a reported case, its first timeline row and event to ``session``'s
         transaction (for callers that create cases inside their own transaction)."""
-        org = await self._case_org(session, actor, spec)
+        (outcome,) = await self.new_cases(session, [Report(actor, spec, external)], now)
+        if isinstance(outcome, CaseError):
+            raise outcome
+        return outcome
+
+    async def new_cases(
+        self, session: AsyncSession, reports: list[Report], now: datetime
+    ) -> list[Case | CaseError]:
+        """Add several reported cases to ``session``'s transaction with a handful of
+        statements whatever their number (one lookup of the org nodes, one of the
+        reporters' names, one counter update per district): each report's case, or the
+        CaseError that refuses it (the others go on)."""
+        orgs: list[str | CaseError] = []
+        for report in reports:
+            try:
+                self.check_category(report.spec)
+                orgs.append(self._case_org(report.actor, report.spec))
+            except CaseError as err:
+                orgs.append(err)
+        levels = await self._levels(session, [o for o in orgs if isinstance(o, str)])
+        names = await self._names(session, [r.actor for r in reports])
+        outcomes: list[Case | CaseError] = []
+        for report, org in zip(reports, orgs, strict=True):
+            try:
+                if isinstance(org, CaseError):
+                    raise org
+                outcomes.append(self._build(report, org, levels, now))
+            except CaseError as err:
+                outcomes.append(err)
+        cases = [c for c in outcomes if isinstance(c, Case)]
+        await self._number(session, cases, now.year)
+        session.add_all(cases)
+        for report, outcome in zip(reports, outcomes, strict=True):
+            if isinstance(outcome, Case):
+                actor = report.actor
+                if not actor.name and actor.id in names:
+                    actor = dataclasses.replace(actor, name=names[actor.id])
+                    outcome.reporter_name = outcome.reporter_name or actor.name
+                await self.record(session, outcome, "report", actor, now=now)
+        return outcomes
+
+    def _build(self, report: Report, org: str, levels: dict[str, str], now: datetime) -> Case:
+        actor, spec, external = report.actor, report.spec, report.external
+        if org not in levels:
+            raise CaseError(
+                422, "case.unknown_org", f"no org node {org}", [{"loc": "org", "msg": "unknown"}]
+            )
         if spec.direct_to_district:
             if not (actor.kind == "user" and not actor.roles.isdisjoint(DIRECT_REPORT_ROLES)):
                 raise CaseError(
@@ -175,9 +244,9 @@ class CaseService:
                 )
             tier_org = district_of(org)
         else:
-            tier_org = handling_centre(org, await self._levels(session, org))
-        levels = await self._levels(session, tier_org)
-        case = Case(
+            tier_org = handling_centre(org, levels)
+        location = spec.location
+        return Case(
             id=new_event_id(),
             number="",
             category=spec.category,
@@ -185,9 +254,9 @@ class CaseService:
             priority=spec.priority,
             title=spec.title,
             description=spec.description,
-            lat=spec.location.lat if spec.location else None,
-            lon=spec.location.lon if spec.location else None,
-            address=spec.location.address if spec.location else None,
+            lat=location.lat if location else None,
+            lon=location.lon if location else None,
+            address=location.address if location else None,
             org=org,
             tier_org=tier_org,
             tier=levels.get(tier_org, "district"),
@@ -205,13 +274,8 @@ class CaseService:
             updated_at=now,
             version=1,
         )
-        # Numbering last: on PostgreSQL the counter row stays locked until commit.
-        case.number = await self._next_number(session, district_of(org), now.year)
-        session.add(case)
-        await self.record(session, case, "report", actor, now=now)
-        return case
 
-    async def _case_org(self, session: AsyncSession, actor: Actor, spec: CaseReport) -> str:
+    def _case_org(self, actor: Actor, spec: CaseReport) -> str:
         """Where the case belongs: the given org, else the grid containing the location,
         else the reporter's own org; always inside the reporter's scope."""
         if spec.org is not None:
@@ -230,39 +294,54 @@ class CaseService:
             )
         if scope is None or not org_contains(scope, org):
             raise CaseError(403, "case.outside_scope", f"{org} is outside your org {actor.org}")
-        if await session.get(OrgNode, org) is None:
-            raise CaseError(
-                422, "case.unknown_org", f"no org node {org}", [{"loc": "org", "msg": "unknown"}]
-            )
         return org
 
-    async def _levels(self, session: AsyncSession, org: str) -> dict[str, str]:
-        """Level of ``org`` and each of its ancestors."""
-        paths = []
-        path: str | None = org
-        while path is not None:
-            paths.append(path)
-            path = parent_path(path)
+    async def _levels(self, session: AsyncSession, orgs: Iterable[str]) -> dict[str, str]:
+        """Level of each of ``orgs`` and of their ancestors (absent: no such node)."""
+        paths: set[str] = set()
+        for org in orgs:
+            path: str | None = org
+            while path is not None and path not in paths:
+                paths.add(path)
+                path = parent_path(path)
+        if not paths:
+            return {}
         rows = await session.execute(
             select(OrgNode.path, OrgNode.level).where(OrgNode.path.in_(paths))
         )
         return {row.path: row.level for row in rows}
 
-    async def _next_number(self, session: AsyncSession, district: str, year: int) -> str:
+    async def _names(self, session: AsyncSession, actors: Iterable[Actor]) -> dict[str, str]:
+        """Display names of the users among ``actors`` that came without one."""
+        wanted = {a.id for a in actors if a.kind == "user" and not a.name}
+        if not wanted:
+            return {}
+        rows = await session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+        return {row.id: row.name for row in rows}
+
+    async def _number(self, session: AsyncSession, cases: list[Case], year: int) -> None:
+        """Hand out the cases' numbers: one counter update per district for all of them.
+        Done last before the writes: on PostgreSQL the counter row stays locked until
+        commit."""
+        by_district: dict[str, list[Case]] = {}
+        for case in cases:
+            by_district.setdefault(district_of(case.org), []).append(case)
         insert = (
             postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         )
-        statement = (
-            insert(CaseCounter)
-            .values(district=district, year=year, last=1)
-            .on_conflict_do_update(
-                index_elements=[CaseCounter.district, CaseCounter.year],
-                set_={"last": CaseCounter.last + 1},
+        for district, group in sorted(by_district.items()):
+            statement = (
+                insert(CaseCounter)
+                .values(district=district, year=year, last=len(group))
+                .on_conflict_do_update(
+                    index_elements=[CaseCounter.district, CaseCounter.year],
+                    set_={"last": CaseCounter.last + len(group)},
+                )
+                .returning(CaseCounter.last)
             )
-            .returning(CaseCounter.last)
-        )
-        last = (await session.execute(statement)).scalar_one()
-        return f"{district}-{year}-{last:06d}"
+            last = (await session.execute(statement)).scalar_one()
+            for offset, case in enumerate(group):
+                case.number = f"{district}-{year}-{last - len(group) + 1 + offset:06d}"
 
     # -- actions --------------------------------------------------------------------------
 
@@ -279,6 +358,8 @@ class CaseService:
         now = utcnow()
         async with self.sessions() as session, session.begin():
             case = await self.locked(session, actor, case_id)
+            if not actor.name and (name := (await self._names(session, [actor])).get(actor.id)):
+                actor = dataclasses.replace(actor, name=name)
             if spec.if_version is not None and spec.if_version != case.version:
                 raise CaseError(
                     409,
@@ -350,7 +431,7 @@ class CaseService:
         elif action is Action.ESCALATE:
             above = parent_path(case.tier_org)
             assert above is not None  # decide() refuses escalation from the top
-            levels = await self._levels(session, above)
+            levels = await self._levels(session, [above])
             details["from_tier_org"] = case.tier_org
             case.tier_org = handling_centre(above, levels)
             case.tier = levels.get(case.tier_org, "district")

@@ -22,7 +22,7 @@ from hub.api.case_models import (
     CategoryTree,
     TimelineEntry,
 )
-from hub.api.directory_http import in_subtree, json_reply, read_body
+from hub.api.directory_http import json_reply, read_body
 from hub.api.directory_models import PageQuery, bad_query, parse_query
 from hub.api.errors import Handler
 from hub.api.operations import Operation, Reply, RouteKey
@@ -31,6 +31,7 @@ from hub.cases.lifecycle import OPEN, Actor
 from hub.cases.models import CaseAction, CaseReport
 from hub.cases.service import CaseError, actor_of, can_view
 from hub.db.models import Case, CaseAttachment, CaseEntry, utcnow
+from hub.db.paths import in_subtree
 from hub.state import HUB
 from protocols.envelope import new_event_id
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import ColumnElement, Select, or_
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -35,11 +35,6 @@ def check_scope(identity: Identity, path: str) -> None:
     """403 unless ``path`` lies in the caller's org subtree."""
     if not org_contains(identity.org, path):
         raise DirectoryError(403, "auth.forbidden", f"{path} is outside your org {identity.org}")
-
-
-def in_subtree(column: InstrumentedAttribute[str], root: str) -> ColumnElement[bool]:
-    """``column`` is ``root`` or lies below it (LIKE wildcards in ``root`` are literal)."""
-    return or_(column == root, column.startswith(root + ".", autoescape=True))
 
 
 async def read_body(request: web.Request, model: type[M], code: str) -> M:

@@ -13,7 +13,6 @@ from hub.api.directory_http import (
     NODES,
     NOTHING_TO_CHANGE,
     check_scope,
-    in_subtree,
     json_reply,
     read_body,
     stage_event,
@@ -30,6 +29,7 @@ from hub.api.directory_models import (
     parse_query,
 )
 from hub.db.models import OrgNode
+from hub.db.paths import in_subtree
 from hub.events import OrgNodeChanged
 from hub.org.seed import OrgNodeSpec
 from hub.state import HUB

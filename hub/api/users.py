@@ -14,7 +14,6 @@ from hub.api.directory_http import (
     NOTHING_TO_CHANGE,
     USERS,
     check_scope,
-    in_subtree,
     json_reply,
     page_by_id,
     read_body,
@@ -33,6 +32,7 @@ from hub.api.directory_models import (
 from hub.auth.channels import org_channel
 from hub.auth.tokens import Identity
 from hub.db.models import OrgNode, User
+from hub.db.paths import in_subtree
 from hub.events import UserChanged
 from hub.org.seed import UserSpec
 from hub.state import HUB

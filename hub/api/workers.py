@@ -20,7 +20,6 @@ from hub.api.directory_http import (
     ADMIN,
     NOTHING_TO_CHANGE,
     check_scope,
-    in_subtree,
     json_reply,
     page_by_id,
     read_body,
@@ -45,6 +44,7 @@ from hub.api.worker_models import (
 )
 from hub.auth.tokens import Identity
 from hub.db.models import LatestPosition, OrgNode, Worker
+from hub.db.paths import in_subtree
 from hub.locations.tracks import TrackTooLong, track
 from hub.state import HUB
 from protocols.envelope import org_contains

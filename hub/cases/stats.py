@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Executable, SQLColumnExpression, and_, func, or_, select
+from sqlalchemy import Executable, SQLColumnExpression, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.cases.lifecycle import State
 from hub.db.models import Case, OrgNode, User
+from hub.db.paths import in_subtree
 from hub.org.seed import LEVELS
 
 CLOSED_STATES = (State.CLOSED.value, State.EVALUATED.value)
@@ -50,11 +51,6 @@ def org_prefix(column: SQLColumnExpression[str], depth: int, dialect: str) -> Co
     for _ in range(depth - 1):
         end = end + func.instr(func.substr(padded, end + 1), ".")
     return func.substr(padded, 1, end - 1)
-
-
-def in_subtree(column: SQLColumnExpression[str], root: str) -> ColumnElement[bool]:
-    """``column`` is ``root`` or lies below it (LIKE wildcards in ``root`` are literal)."""
-    return or_(column == root, column.startswith(root + ".", autoescape=True))
 
 
 class Tally(BaseModel):

@@ -36,13 +36,13 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstrumentedAttribute
 
 from hub.auth.channels import user_channel
 from hub.auth.tokens import Identity
 from hub.bus import BusUnavailable
 from hub.db.models import Notice, NoticeRecipient, OrgNode, User, utcnow
 from hub.db.outbox import OutboxRelay, add_personal_event
+from hub.db.paths import in_subtree
 from hub.errors import HubError
 from hub.events import NoticeNew, NoticeReadProgress, NoticeSent
 from hub.notices.models import NoticeSpec, ReadVia, Receipt, Targets, as_utc
@@ -83,11 +83,6 @@ class NoticeError(HubError):
     ) -> None:
         super().__init__(code, message, status)
         self.details = details
-
-
-def in_subtree(column: InstrumentedAttribute[str], root: str) -> ColumnElement[bool]:
-    """``column`` is ``root`` or lies below it (LIKE wildcards in ``root`` are literal)."""
-    return or_(column == root, column.startswith(root + ".", autoescape=True))
 
 
 def excerpt(body: str) -> str:

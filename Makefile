@@ -24,9 +24,12 @@ install: $(STAMP)
 
 install-dev: $(DEV)
 
+# The demo driver (simulated grid phones, cases, notices; `hub demo`) runs inside the hub once
+# it is up; `make run DEMO=0` serves without it.
+DEMO ?= 1
 run: install
 	$(BIN)/hub db upgrade
-	$(BIN)/hub serve
+	$(BIN)/hub serve $(if $(filter 1,$(DEMO)),--demo)
 
 services:
 	@bash .ci/ensure-services

@@ -1,4 +1,4 @@
-"""The ``hub`` command: serve, db upgrade, token, tail."""
+"""The ``hub`` command: serve, db upgrade, token, tail, demo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import resource
+import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the hub")
     serve.add_argument("--host", help="bind address (default from config)")
     serve.add_argument("--port", type=int, help="port (default from config)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="also run the demo driver (`hub demo`) once the hub is up (needs demo data)",
+    )
 
     db = sub.add_parser("db", help="database migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -47,6 +53,17 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("config-doc", help="print the configuration reference (Markdown)")
 
+    demo = sub.add_parser(
+        "demo", help="simulated grid phones, cases and notices against a running hub"
+    )
+    demo.add_argument("--url", help="hub base URL (default from config)")
+    demo.add_argument(
+        "--mqtt", help="broker URL (default: the running hub's, from var/runtime.json)"
+    )
+    demo.add_argument("--workers", type=int, help="phones to simulate (default: all)")
+    demo.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    demo.add_argument("--seed", type=int, help="random seed (repeatable runs)")
+
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "serve":
@@ -64,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         from hub.tail import tail as run_tail
 
         return asyncio.run(run_tail(settings, args.channel, args.url, args.token, args.count))
+    if args.command == "demo":
+        return _demo(settings, args)
     return 2
 
 
@@ -82,6 +101,14 @@ def _serve(settings: Settings, args: Any) -> int:
     app.on_startup.append(_freeze_heap)
     if settings.demo_data:
         app.on_startup.append(lambda started: _print_welcome(started, settings))
+        app.on_cleanup.append(_forget_runtime)
+    if args.demo:
+        if settings.demo_data:
+            from hub.demo.background import attach_demo
+
+            attach_demo(app, settings, local_url(settings))
+        else:
+            print("hub serve: no demo data (HUB_DEMO_DATA=false): demo driver off", file=sys.stderr)
     try:
         web.run_app(
             app,
@@ -111,6 +138,7 @@ async def _freeze_heap(app: web.Application) -> None:
 
 async def _print_welcome(app: web.Application, settings: Settings) -> None:
     from hub.auth.tokens import mint_token
+    from hub.demo.runtime import write_runtime
     from hub.state import HUB
 
     token = mint_token(
@@ -120,20 +148,70 @@ async def _print_welcome(app: web.Application, settings: Settings) -> None:
         roles=["admin", "leader", "dispatcher"],
         ttl=settings.jwt_ttl,
     )
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     phones = ""
+    broker: str | None = None
     for adapter in app[HUB].adapters:
         url = getattr(adapter, "broker_url", None)
         if url:
+            broker = url
             kind = "embedded broker" if settings.mqtt_url is None else "broker"
             phones = f"  Grid phones (MQTT, {kind}): {url}\n"
-    console = f"http://{host}:{settings.port}/"
+    console = local_url(settings) + "/"
+    if broker is not None and settings.mqtt_url is None:
+        # For `hub demo` and other local tools: the embedded broker moves to a free port
+        # when the configured one is taken, so the config alone does not say where it is.
+        write_runtime(local_url(settings), broker)
     print(
         f"\nGrid Hub is running.\n  Console:  {console}\n{phones}"
         f"  Login token ({CONSOLE_USER}, district d01):\n  {token}\n"
         f"  Console, signed in:\n  {console}?token={token}\n",
         flush=True,
     )
+
+
+async def _forget_runtime(app: web.Application) -> None:
+    from hub.demo.runtime import remove_runtime
+
+    remove_runtime()
+
+
+def local_url(settings: Settings) -> str:
+    """The hub's base URL as seen from this machine."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _demo(settings: Settings, args: Any) -> int:
+    from hub.demo import DemoError, DemoOptions, run_demo
+
+    if args.workers is not None and args.workers < 1:
+        print("hub demo: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.duration is not None and args.duration <= 0:
+        print("hub demo: --duration must be positive", file=sys.stderr)
+        return 2
+    options = DemoOptions(
+        url=(args.url or local_url(settings)).rstrip("/"),
+        mqtt_url=args.mqtt,
+        topic_prefix=settings.mqtt.topic_prefix,
+        workers=args.workers,
+        duration=args.duration,
+        seed=args.seed,
+    )
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_demo(settings, options, stop=stop)
+        except DemoError as err:
+            print(f"hub demo: {err}", file=sys.stderr)
+            return 1
+        return 0
+
+    return asyncio.run(run())
 
 
 def _db(settings: Settings, args: Any) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.auth.tokens import ROLES
@@ -67,6 +68,10 @@ class UserSpec(BaseModel):
         return value
 
 
+SEED_ATTEMPTS = 3
+"""Seeding tries: hub processes starting together may race to insert the same rows."""
+
+
 def read_tree(path: Path) -> list[OrgNodeSpec]:
     """Parse and check the org tree file: every parent exists, parents come first."""
     raw: Any = json.loads(path.read_text(encoding="utf-8"))
@@ -92,6 +97,19 @@ async def seed(
     (an admin may have edited them). Returns (nodes added, users added)."""
     nodes = read_tree(tree)
     people = read_users(users) if users is not None else []
+    for attempt in range(SEED_ATTEMPTS):
+        try:
+            return await _seed_once(sessions, nodes, people)
+        except IntegrityError:
+            # Another hub process seeded the same rows at the same moment: look again.
+            if attempt == SEED_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _seed_once(
+    sessions: async_sessionmaker[AsyncSession], nodes: list[OrgNodeSpec], people: list[UserSpec]
+) -> tuple[int, int]:
     added_nodes = added_users = 0
     async with sessions() as session, session.begin():
         for node in nodes:

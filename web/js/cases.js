@@ -21,6 +21,8 @@ export function createCasesPanel(elements, { token, claims, orgName, onOpen, onC
   const rows = new Map(); // id -> {kase, row}
   const seen = new Set();
   const pending = new Map(); // id -> Promise of the refetch in flight
+  const listeners = new Set(); // fn(kase) for each case as it now stands, fn(null, id) if gone
+  const notify = (kase, id = kase.id) => listeners.forEach((fn) => fn(kase, id));
   let categories = categoryIndex(null);
   let cursor = null;
   let generation = 0; // bumped by each reload; stale pages are dropped
@@ -145,7 +147,9 @@ export function createCasesPanel(elements, { token, claims, orgName, onOpen, onC
         place(kase);
         updateCount();
         onCase(kase);
+        notify(kase);
       } catch (err) {
+        if (err?.status === 404) notify(null, id);
         if (err?.status === 404 && rows.has(id)) {
           rows.get(id).row.remove();
           rows.delete(id);
@@ -204,11 +208,19 @@ export function createCasesPanel(elements, { token, claims, orgName, onOpen, onC
     update(kase) {
       place(kase);
       updateCount();
+      notify(kase);
+    },
+    /** Follow every case change the panel learns of, live or from an action, whether or not
+     * its filters show the case: `fn(kase)`, or `fn(null, id)` when it is gone. */
+    onChange(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
     },
     categories: () => categories,
     refresh,
     destroy() {
       stopped = true;
+      listeners.clear();
       stopLang();
       listening.abort();
       rows.clear();

@@ -4,6 +4,8 @@ import { ApiError, getJson } from "./api.js";
 import { createCaseAlerts } from "./case_alerts.js";
 import { createCaseDetail } from "./case_detail.js";
 import { createReportForm } from "./case_form.js";
+import { createCaseMarkers } from "./case_markers.js";
+import { createCaseStats, maySeeStats } from "./case_stats.js";
 import {
   clearToken,
   decodeToken,
@@ -40,6 +42,7 @@ function showSignIn(messageKey = null) {
   document.body.dataset.view = "signin";
   $("signin-view").hidden = false;
   $("console-view").hidden = true;
+  $("stats-view").hidden = true;
   $("session").hidden = true;
   $("signin-error").textContent = messageKey ? t(messageKey) : "";
   $("signin-error").hidden = !messageKey;
@@ -57,7 +60,11 @@ function stopSession() {
   session.caseDetail?.destroy();
   session.caseForm?.destroy();
   session.caseAlerts?.destroy();
+  session.caseMarkers?.destroy();
+  session.stats?.destroy();
   session.stopped = true;
+  showTab("console");
+  $("views").hidden = true;
   session = null;
 }
 
@@ -66,6 +73,17 @@ function authFailed(reason) {
   stopSession();
   clearToken();
   showSignIn(reason === "expired" ? "auth.expired" : "auth.invalid");
+}
+
+/** Show the console ("console") or the statistics page ("stats"). */
+function showTab(tab) {
+  document.body.dataset.tab = tab;
+  $("console-view").hidden = tab !== "console";
+  $("stats-view").hidden = tab !== "stats";
+  for (const button of $("views").querySelectorAll("[data-tab]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.tab === tab));
+  }
+  if (tab === "stats") session?.stats?.show();
 }
 
 function apiFailed(err, messageKey, render) {
@@ -176,6 +194,27 @@ function startCases(current) {
     },
   });
   current.caseAlerts = createCaseAlerts($("case-alerts"), { onOpen: open });
+  current.caseMarkers = createCaseMarkers(current.map.overlay, { token, onOpen: open });
+  current.cases.onChange((kase, id) =>
+    kase ? current.caseMarkers.apply(kase) : current.caseMarkers.remove(id),
+  );
+  if (maySeeStats(claims)) {
+    current.stats = createCaseStats(
+      {
+        root: $("stats-panel"),
+        form: $("stats-filters"),
+        scope: $("stats-scope"),
+        error: $("stats-error"),
+        kpis: $("stats-kpis"),
+        stateChart: $("stats-state-chart"),
+        categoryChart: $("stats-category-chart"),
+        ranking: $("stats-ranking"),
+        rankingEmpty: $("stats-ranking-empty"),
+      },
+      { token, claims, orgName, categories },
+    );
+    $("views").hidden = false;
+  }
 }
 
 function applyCaseEvent(current, envelope) {
@@ -250,6 +289,7 @@ function start(token) {
       if (state === "subscribed" && !(ctx.wasRecovering && ctx.recovered)) {
         loadPositions(current);
         current.cases.reload();
+        current.caseMarkers.reload();
       }
     },
     onPublication: (envelope) => {
@@ -309,6 +349,9 @@ function boot() {
     start(token);
   });
   $("case-report-open").addEventListener("click", () => session?.caseForm.open());
+  for (const button of $("views").querySelectorAll("[data-tab]")) {
+    button.addEventListener("click", () => showTab(button.dataset.tab));
+  }
   $("signout").addEventListener("click", () => {
     stopSession();
     clearToken();

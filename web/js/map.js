@@ -99,8 +99,11 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
 
   const gridLayer = svg("g", { class: "grids" });
   const outlineLayer = svg("g", { class: "outlines" });
+  const caseLayer = svg("g", { class: "cases" }); // drawn by case_markers.js
   const dotLayer = svg("g", { class: "workers" });
-  elements.svg.replaceChildren(gridLayer, outlineLayer, dotLayer);
+  elements.svg.replaceChildren(gridLayer, outlineLayer, caseLayer, dotLayer);
+  const projectionListeners = new Set();
+  const projected = () => projectionListeners.forEach((fn) => fn());
 
   let message = null; // [key, vars] of the message over the map, re-rendered on a language switch
 
@@ -143,6 +146,7 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
     if (!fittedToGrids) {
       showMessage("map.no_grids");
       redrawDots();
+      projected();
       return;
     }
     showMessage(null);
@@ -185,6 +189,7 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
       }
     }
     redrawDots();
+    projected();
     scheduleList();
   }
 
@@ -203,6 +208,7 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
       Math.max(...lats) + BARE_MARGIN_DEG,
     );
     elements.svg.setAttribute("viewBox", projection.viewBox());
+    projected();
   }
 
   function drawDot(worker) {
@@ -407,6 +413,22 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
     showMessage,
     orgName,
     workerName: (id) => workers.get(id)?.name ?? id,
-    destroy: stopLang,
+    /** What other layers drawn over the map need (the case markers). */
+    overlay: {
+      layer: caseLayer,
+      /** SVG [x, y] of a point, or null before there is a projection. */
+      project: (lon, lat) => projection?.project(lon, lat) ?? null,
+      /** Call `fn` whenever the projection changes (everything must be placed again). */
+      onProjection(fn) {
+        projectionListeners.add(fn);
+        return () => projectionListeners.delete(fn);
+      },
+      showTooltip,
+      hideTooltip,
+    },
+    destroy() {
+      stopLang();
+      projectionListeners.clear();
+    },
   };
 }

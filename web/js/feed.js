@@ -22,7 +22,10 @@ function severity(envelope) {
       return data.level === "critical" ? "critical" : data.level === "warning" ? "warning" : "info";
     case "worker.left_grid":
     case "worker.offline":
+    case "case.due_soon":
       return "warning";
+    case "case.overdue":
+      return "critical";
     case "worker.entered_grid":
     case "worker.online":
       return "ok";
@@ -65,6 +68,10 @@ function summary(envelope, names) {
       return `${names.worker(data.worker_id)}${reason}`;
     }
     default:
+      if (envelope.type.startsWith("case.") && data.number) {
+        // A case event: its number and title say which case at a glance.
+        return `${data.number} ${data.title ?? ""}`;
+      }
       return envelope.subject ?? "";
   }
 }

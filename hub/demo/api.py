@@ -20,7 +20,8 @@ TOKEN_TTL = 3600
 
 
 class DemoApiError(Exception):
-    """The hub refused a request (or could not be reached: ``status`` 0)."""
+    """The hub refused a request (its error code), or could not be reached: ``status`` 0
+    with ``hub_not_ready`` or ``unreachable`` (client-side conditions, not API codes)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code}: {message}")
@@ -77,7 +78,7 @@ class HubApi:
             except (aiohttp.ClientError, TimeoutError) as err:
                 last = str(err) or type(err).__name__
             if loop.time() >= deadline:
-                raise DemoApiError(0, "demo.hub_not_ready", f"{self.base_url}: {last}")
+                raise DemoApiError(0, "hub_not_ready", f"{self.base_url}: {last}")
             await asyncio.sleep(READY_POLL)
 
     async def request(
@@ -94,11 +95,11 @@ class HubApi:
                 if resp.status >= 400:
                     error = data.get("error", {}) if isinstance(data, dict) else {}
                     raise DemoApiError(
-                        resp.status, error.get("code", "http.error"), error.get("message", "")
+                        resp.status, error.get("code", "unknown"), error.get("message", "")
                     )
                 return data
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-            raise DemoApiError(0, "demo.unreachable", str(err) or type(err).__name__) from err
+            raise DemoApiError(0, "unreachable", str(err) or type(err).__name__) from err
 
 
 def _dumps(obj: Any) -> str:

@@ -3,8 +3,9 @@
 Guarantee tested: after the restart the system has received every update (none lost),
 each re-send carries the same update_id as the first send (so its deduplication by
 update_id leaves each update exactly once), only updates whose acknowledgement never
-reached the hub are sent twice, and per case the updates arrive in order (a re-sent
-update comes before the case's later ones).
+reached the hub, or whose answer the hub had not recorded when it died, are sent twice,
+and per case the updates arrive in order (a re-sent update comes before the case's later
+ones).
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ async def test_sigkill_mid_delivery_loses_nothing_and_resends_only_unacknowledge
             await stand_in.wait_for(lambda: sum(not r.answered for r in stand_in.received) >= HELD)
             hub.kill()  # SIGKILL
             held = {r.update["update_id"] for r in stand_in.received if not r.answered}
+            # Answered by the system but maybe killed before the hub recorded the answer.
+            unrecorded = {r.id for r in await _rows(backend.database_url) if r.state != "delivered"}
             stand_in.faults = []
             stand_in.release()
 
@@ -130,8 +133,14 @@ async def test_sigkill_mid_delivery_loses_nothing_and_resends_only_unacknowledge
     counts = Counter(stand_in.update_ids())
     assert set(counts) == set(expected)  # nothing lost
     for update_id, count in counts.items():
-        # Taken but unacknowledged at the kill: sent again, same update_id. Else: once.
-        assert count == (2 if update_id in held else 1), (update_id, count)
+        # Taken but unacknowledged at the kill: sent again, same update_id. Answered, but
+        # the answer not yet recorded when the hub died: may be sent again. Else: once.
+        if update_id in held:
+            assert count == 2, (update_id, count)
+        elif update_id in unrecorded:
+            assert count in (1, 2), (update_id, count)
+        else:
+            assert count == 1, (update_id, count)
     arrivals: dict[str, list[int]] = defaultdict(list)
     for r in stand_in.received:
         arrivals[r.update["service_request_id"]].append(expected[r.update["update_id"]].seq)

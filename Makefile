@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEV    := $(VENV)/.installed-dev-stamp
 
-.PHONY: install install-dev run test lint typecheck unit e2e services browser bench clean
+.PHONY: install install-dev run test lint typecheck unit e2e services browser media bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ services:
 browser:
 	@bash .ci/ensure-chromium
 
+media:
+	@bash .ci/ensure-media
+
 lint: install-dev
 	$(BIN)/ruff check hub protocols adapters streams tests
 	$(BIN)/ruff format --check hub protocols adapters streams tests
@@ -44,7 +47,7 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-test: install-dev services browser lint typecheck
+test: install-dev services browser media lint typecheck
 	$(BIN)/pytest
 
 unit: install-dev

@@ -3,7 +3,7 @@
 Start-up (cleanup_ctx): database → org tree and demo data → bus (retried until ready) →
 gateway → outbox relay → adapters. Shutdown, each stage time-boxed: stop accepting and
 close WebSockets with the reconnect advice (on_shutdown) → adapters in reverse order →
-relay and background tasks → bus → database engine.
+peer connections and media threads → relay and background tasks → bus → database engine.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from hub.api.errors import error_middleware
 from hub.auth.tokens import TokenVerifier
 from hub.bus import Bus, BusUnavailable
 from hub.bus.memory import MemoryBus
+from hub.cameras.registry import CameraRecord, CameraRegistry
+from hub.cameras.seed import seed_cameras
 from hub.cases.categories import Categories
 from hub.cases.deadlines import DeadlineSweeper
 from hub.cases.intake import CaseIntake
@@ -49,6 +51,8 @@ from hub.sms.service import SmsService
 from hub.state import HUB, SETTINGS, Adapter, Hub
 from hub.tasks import TaskRegistry
 from protocols.geo import GridIndex, HysteresisConfig, LatLon
+from streams.manager import MediaConfig, StreamManager
+from streams.source import PullConfig
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
     app.router.add_post("/api/v1/events", ingest.post_event)
-    from hub.api import case_stats, cases, directory, docs, notices, workers
+    from hub.api import cameras, case_stats, cases, directory, docs, notices, workers
 
     directory.add_routes(app)
     notices.add_routes(app)
@@ -85,6 +89,10 @@ def create_app(settings: Settings) -> web.Application:
 
     citymgmt_http.add_routes(app)
     workers.add_routes(app)
+    cameras.add_routes(app)
+    from hub.api import camera_media
+
+    camera_media.add_routes(app)
     docs.add_routes(app)
     if WEB_ROOT.is_dir():
         app.router.add_get("/", _index)
@@ -142,6 +150,8 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         settings, engine, sessions, bus, publisher, relay, gateway, verifier, tasks, metrics,
         locations, notices, cases, deadlines,
     )  # fmt: skip
+    hub.cameras = make_camera_registry(settings, sessions, relay, tasks, gateway, cases)
+    hub.streams = make_stream_manager(settings, hub.cameras)
     if settings.mqtt.enabled:
         from adapters.mqtt import MqttAdapter
 
@@ -171,6 +181,10 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         )
         if nodes or users:
             log.info("directory seeded", org_nodes=nodes, users=users)
+        if settings.cameras.cameras_file is not None:
+            added = await seed_cameras(sessions, settings.cameras.cameras_file)
+            if added:
+                log.info("cameras seeded", cameras=added)
         if settings.using_dev_secret:
             log.warning("using the development JWT secret: set HUB_JWT_SECRET in production")
         await _start_bus(bus)
@@ -198,6 +212,11 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
                 await asyncio.wait_for(adapter.stop(), timeout)
             except Exception:
                 log.warning("adapter did not stop cleanly", adapter=adapter.name, exc_info=True)
+        if hub.streams is not None:  # close peer connections and media threads
+            try:
+                await asyncio.wait_for(hub.streams.close(timeout), timeout * 2)
+            except Exception:
+                log.warning("media plane did not stop cleanly", exc_info=True)
         locations.close()
         await tasks.close(timeout)
         with contextlib.suppress(Exception):
@@ -239,6 +258,49 @@ def make_case_service(
     )
     gateway.register_channel_guard("case", cases.may_read_channel)
     return cases
+
+
+def make_camera_registry(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    relay: OutboxRelay,
+    tasks: TaskRegistry,
+    gateway: Gateway,
+    cases: CaseService,
+) -> CameraRegistry:
+    """The camera registry; ``camera:<id>`` readable by who sees the camera."""
+    registry = CameraRegistry(sessions, relay, tasks, settings.cameras, cases)
+    gateway.register_channel_guard("camera", registry.may_read_channel)
+    return registry
+
+
+def make_stream_manager(settings: Settings, registry: CameraRegistry) -> StreamManager:
+    """The media plane; camera pulls report online/offline through the registry."""
+    media = settings.media
+    pull = PullConfig(
+        open_timeout=media.open_timeout,
+        read_timeout=media.read_timeout,
+        reconnect_min_delay=media.reconnect_min_delay,
+        reconnect_max_delay=media.reconnect_max_delay,
+        stable_after=media.stable_after,
+        rtsp_transport=media.rtsp_transport,
+    )
+    config = MediaConfig(
+        pull=pull,
+        idle_timeout=media.idle_timeout,
+        max_viewers_per_camera=media.max_viewers_per_camera,
+        viewer_queue=media.viewer_queue,
+        ready_timeout=media.ready_timeout,
+        connect_timeout=media.connect_timeout,
+        snapshot_cache_seconds=media.snapshot_cache_seconds,
+    )
+    streams = StreamManager(config, on_status=registry.set_status)
+
+    async def source_changed(camera_id: str, record: CameraRecord | None) -> None:
+        await streams.source_changed(camera_id, record.source_url if record else None)
+
+    registry.change_hooks.append(source_changed)
+    return streams
 
 
 def make_location_service(

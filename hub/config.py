@@ -275,6 +275,50 @@ class CitymgmtSettings(BaseModel):
     retry_max_delay: float = Field(300.0, description="Longest retry delay (s).")
 
 
+class CameraSettings(BaseModel):
+    """Public-security cameras: the registry (hub/cameras) and the media plane (streams/)."""
+
+    cameras_file: Path | None = Field(
+        PROJECT_ROOT / "config" / "cameras.json",
+        description="Cameras created at start if missing (JSON); empty: none.",
+    )
+    alarm_case_rules: dict[str, str] = Field(
+        default_factory=dict,
+        description="Camera alarm kind → case category: such alarms also report a case"
+        ' (e.g. {"fire": "safety.fire"}).',
+    )
+
+
+class MediaSettings(BaseModel):
+    """The media plane (streams/): camera pulls, WHEP live view, snapshots."""
+
+    idle_timeout: float = Field(
+        10.0, description="Seconds a camera pull keeps running after its last viewer left."
+    )
+    open_timeout: float = Field(10.0, description="Seconds to open a camera's RTSP session.")
+    read_timeout: float = Field(
+        5.0, description="Seconds without data before a camera counts as offline."
+    )
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport.")
+    reconnect_min_delay: float = Field(0.5, description="First wait (s) before reconnecting.")
+    reconnect_max_delay: float = Field(30.0, description="Longest wait (s) between reconnects.")
+    stable_after: float = Field(
+        30.0, description="Seconds a camera session must last to reset the reconnect backoff."
+    )
+    max_viewers_per_camera: int = Field(50, description="Live viewers allowed per camera.")
+    viewer_queue: int = Field(
+        150, description="Packets queued per viewer before it is skipped to the next keyframe."
+    )
+    ready_timeout: float = Field(
+        10.0, description="Seconds a viewer request waits for the camera to deliver."
+    )
+    connect_timeout: float = Field(
+        15.0, description="Seconds a WHEP viewer has to connect before it is closed."
+    )
+    max_sdp_bytes: int = Field(32768, description="Largest accepted WHEP SDP offer (bytes).")
+    snapshot_cache_seconds: float = Field(2.0, description="Seconds a snapshot is reused.")
+
+
 class Settings(BaseSettings):
     """All hub settings."""
 
@@ -326,6 +370,8 @@ class Settings(BaseSettings):
     notices: NoticeSettings = Field(default_factory=NoticeSettings)
     cases: CaseSettings = Field(default_factory=CaseSettings)
     citymgmt: CitymgmtSettings = Field(default_factory=CitymgmtSettings)
+    cameras: CameraSettings = Field(default_factory=CameraSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
     @classmethod
     def settings_customise_sources(

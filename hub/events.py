@@ -306,6 +306,58 @@ CASE_EVENTS: dict[str, type[CaseEvent]] = {
 """Case event classes by type; ``case.<past tense of the action>``."""
 
 
+class CameraStatusEvent(EventData):
+    """Base of the camera status events (published on the camera's org channels and
+    ``camera:<id>``, once per change)."""
+
+    camera_id: str
+    name: str
+    org: str
+    reason: str = Field("", max_length=500, description="Why, as the media plane saw it.")
+    at: str = Field(description="When the status changed (ISO 8601, UTC).")
+
+
+class CameraOnline(CameraStatusEvent):
+    """A camera's stream could be pulled again (or for the first time)."""
+
+    type: ClassVar[str] = "camera.online"
+    summary: ClassVar[str] = "A camera came online."
+
+
+class CameraOffline(CameraStatusEvent):
+    """A camera's stream could not be pulled."""
+
+    type: ClassVar[str] = "camera.offline"
+    summary: ClassVar[str] = "A camera went offline."
+
+
+AlarmLevel = Literal["info", "warning", "critical"]
+
+
+class CameraAlarm(EventData):
+    """An alarm a camera or camera platform raised (POST /api/v1/cameras/{id}/alarms)."""
+
+    type: ClassVar[str] = "camera.alarm"
+    summary: ClassVar[str] = "A camera platform raised an alarm (on org channels and camera:<id>)."
+
+    camera_id: str
+    kind: str = Field(max_length=64, description="What was detected, e.g. fire, intrusion.")
+    level: AlarmLevel
+    description: str | None = Field(None, max_length=2000)
+    at: str = Field(description="When it occurred (ISO 8601, UTC).")
+    external_ref: str | None = Field(None, max_length=128, description="The platform's id.")
+
+
+class CameraChanged(EventData):
+    """The camera registry changed (REST)."""
+
+    type: ClassVar[str] = "camera.changed"
+    summary: ClassVar[str] = "A camera was created, updated or deleted."
+
+    camera_id: str
+    action: Literal["created", "updated", "deleted"]
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.type: cls
     for cls in (
@@ -325,6 +377,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         SmsDelivered,
         SmsFailed,
         SmsReceived,
+        CameraOnline,
+        CameraOffline,
+        CameraAlarm,
+        CameraChanged,
     )
 }
 EVENT_TYPES.update(CASE_EVENTS)

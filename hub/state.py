@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.auth.tokens import TokenVerifier
 from hub.bus import Bus
+from hub.cameras.registry import CameraRegistry
 from hub.cases.deadlines import DeadlineSweeper
 from hub.cases.service import CaseService
 from hub.config import Settings
@@ -22,6 +23,7 @@ from hub.notices.sms_fallback import NoticeSmsFallback
 from hub.publisher import Publisher
 from hub.sms.service import SmsService
 from hub.tasks import TaskRegistry
+from streams.manager import StreamManager
 
 
 class Adapter(Protocol):
@@ -61,6 +63,8 @@ class Hub:
     adapters: list[Adapter] = field(default_factory=list)
     sms: SmsService | None = None
     notice_sms: NoticeSmsFallback | None = None
+    cameras: CameraRegistry | None = None
+    streams: StreamManager | None = None
 
 
 HUB = web.AppKey("hub", Hub)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from adapters.citymgmt import http as citymgmt_http
 from adapters.sms import callbacks as sms_callbacks
-from hub.api import case_stats, cases, directory, notices, workers
+from hub.api import camera_media, cameras, case_stats, cases, directory, notices, workers
 from hub.api.asyncapi import WEBSOCKET_PATH, build_asyncapi
 from hub.api.ingest import MAX_IDEMPOTENCY_KEY, IngestAccepted, IngestRequest
 from hub.api.openapi import build_openapi
@@ -164,6 +164,8 @@ OPERATIONS: dict[RouteKey, Operation] = {
     **case_stats.OPERATIONS,
     **sms_callbacks.OPERATIONS,
     **citymgmt_http.OPERATIONS,
+    **cameras.OPERATIONS,
+    **camera_media.OPERATIONS,
 }
 
 

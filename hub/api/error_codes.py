@@ -153,6 +153,28 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "citymgmt.delivery_not_found": ErrorCode(404, "No such city-management delivery."),
     "citymgmt.not_dead": ErrorCode(409, "Only a dead-lettered delivery can be retried."),
+    # -- cameras --------------------------------------------------------------------------
+    "camera.not_found": ErrorCode(
+        404, "No such camera, or it lies outside the caller's org subtree."
+    ),
+    "camera.exists": ErrorCode(409, "A camera with this id already exists."),
+    "camera.invalid": ErrorCode(
+        422, "The camera does not validate, or its org node does not exist (see details)."
+    ),
+    "camera.invalid_alarm": ErrorCode(422, "The alarm does not match the schema (see details)."),
+    # -- camera media ---------------------------------------------------------------------
+    "camera.bad_sdp": ErrorCode(
+        400, "The WHEP body is not a usable SDP offer (unparseable, no video, no ICE/DTLS)."
+    ),
+    "camera.codec_unsupported": ErrorCode(
+        422, "The viewer offers no H.264 profile that can play the camera (no transcoding)."
+    ),
+    "camera.unavailable": ErrorCode(
+        503, "The camera is offline or did not deliver in time; try again later."
+    ),
+    "camera.viewer_limit": ErrorCode(503, "The camera has as many live viewers as allowed."),
+    "camera.session_not_found": ErrorCode(404, "No such live-view session for this camera."),
+    "camera.snapshot_failed": ErrorCode(502, "The camera's keyframe did not decode."),
 }
 
 BEARER_CODES = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")

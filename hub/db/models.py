@@ -442,3 +442,29 @@ class CaseCounter(Base):
     district: Mapped[str] = mapped_column(String(32), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Camera(Base):
+    """A public-security camera (雪亮工程) the hub can pull: where it is, whose it is, how to
+    reach it, and whether the media plane last found it online (hub/cameras/registry.py)."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """URL-safe: it appears in paths (``/api/v1/cameras/<id>``) and channels (``camera:<id>``)."""
+    name: Mapped[str] = mapped_column(String(100))
+    org: Mapped[str] = mapped_column(String(128), ForeignKey("org_nodes.path"), index=True)
+    lat: Mapped[float | None] = mapped_column(Float(precision=53))
+    lon: Mapped[float | None] = mapped_column(Float(precision=53))
+    source_url: Mapped[str] = mapped_column(String(1024))
+    substream_url: Mapped[str | None] = mapped_column(String(1024))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ptz: Mapped[bool] = mapped_column(Boolean, default=False)
+    onvif_username: Mapped[str | None] = mapped_column(String(64))
+    onvif_password: Mapped[str | None] = mapped_column(String(128))
+    """Stored as given (the database is trusted); never returned by the API."""
+    status: Mapped[str] = mapped_column(String(8), default="unknown")
+    """unknown (never pulled), online or offline."""
+    status_changed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)

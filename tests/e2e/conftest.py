@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+from sqlalchemy import update
 
+from hub.db.models import Camera
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 from tests.support.hubs import REPO
+from tests.support.rtsp_server import RtspServer, make_clip
 
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 """The browser the tests drive: Debian's package (``.ci/ensure-chromium`` installs it)."""
@@ -25,6 +28,18 @@ FAST_CASE_LIMIT_HOURS = 0.0003
 """Every case time limit of ``fast_cases_hub``: about a second from registration."""
 FAST_SWEEP_INTERVAL = 0.1
 """Seconds between its deadline sweeps."""
+CAMERA_MEDIA = {
+    "idle_timeout": 1.0,
+    "read_timeout": 2.0,
+    "open_timeout": 3.0,
+    "reconnect_min_delay": 0.2,
+    "reconnect_max_delay": 1.0,
+    "ready_timeout": 8.0,
+}
+"""Media settings of ``camera_hub``: a dark camera is found out within seconds."""
+LIVE_CAMERAS = ("s01c01g01-gate", "s01c02-market")
+"""Seed cameras of street d01.s01 that ``camera_hub`` points at real RTSP servers (the
+street's third, s01-crossing, stays unreachable)."""
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +131,67 @@ async def open_console(browser: Browser, hub: RunningHub, token: str) -> Console
     page.on("pageerror", lambda err: console.errors.append(str(err)))
     await page.goto(f"{hub.url}/?token={token}")
     return console
+
+
+@pytest.fixture(scope="session")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The H.264 High clip the test cameras serve, made once."""
+    return make_clip(tmp_path_factory.mktemp("e2e-media") / "camera.mp4")
+
+
+@pytest.fixture
+def rtsp_cameras(camera_clip: Path) -> Iterator[dict[str, RtspServer]]:
+    """One running GStreamer RTSP server per camera of ``LIVE_CAMERAS``."""
+    servers: dict[str, RtspServer] = {}
+    try:
+        for camera_id in LIVE_CAMERAS:
+            servers[camera_id] = RtspServer(camera_clip)
+            servers[camera_id].start()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture
+async def camera_hub(
+    sqlite_backend: Backend, tmp_path: Path, rtsp_cameras: dict[str, RtspServer]
+) -> AsyncIterator[RunningHub]:
+    """A console hub whose cameras ``LIVE_CAMERAS`` are the test RTSP servers."""
+    settings = backend_settings(
+        sqlite_backend,
+        locations={"live_interval": LIVE_INTERVAL},
+        cases={"attachments_dir": tmp_path / "attachments"},
+        media=CAMERA_MEDIA,
+    )
+    running = await start_hub(settings)
+    try:
+        # The registry reads the database on each request: no reload needed.
+        async with running.hub.sessions() as session, session.begin():
+            for camera_id, server in rtsp_cameras.items():
+                await session.execute(
+                    update(Camera).where(Camera.id == camera_id).values(source_url=server.url)
+                )
+        yield running
+    finally:
+        await running.server.close()
+
+
+@pytest.fixture
+async def camera_browser(chromium: str) -> AsyncIterator[Browser]:
+    """Headless Chromium for live video, with fake media devices. Its host ICE candidates
+    stay hidden behind mDNS names as in any user's browser: the hub learns the address from
+    the browser's connectivity checks."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--disable-dev-shm-usage",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+            ],
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()

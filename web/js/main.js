@@ -14,6 +14,7 @@ import {
   storedToken,
   takeTokenFromUrl,
 } from "./auth.js";
+import { createCameras } from "./cameras.js";
 import { createCasesPanel } from "./cases.js";
 import { createFeed } from "./feed.js";
 import { el } from "./format.js";
@@ -61,6 +62,7 @@ function stopSession() {
   session.caseForm?.destroy();
   session.caseAlerts?.destroy();
   session.caseMarkers?.destroy();
+  session.cameras?.destroy();
   session.stats?.destroy();
   session.stopped = true;
   showTab("console");
@@ -84,6 +86,14 @@ function showTab(tab) {
     button.setAttribute("aria-pressed", String(button.dataset.tab === tab));
   }
   if (tab === "stats") session?.stats?.show();
+}
+
+/** Show the workers ("workers") or the cameras ("cameras") beside the map. */
+function showPane(pane) {
+  $("side-pane").dataset.pane = pane;
+  for (const button of $("side-pane").querySelectorAll(".pane-tab")) {
+    button.setAttribute("aria-selected", String(button.dataset.pane === pane));
+  }
 }
 
 function apiFailed(err, messageKey, render) {
@@ -131,6 +141,7 @@ async function loadGrids(current) {
     renderUser(current.claims, current.profile);
     current.feed.refresh();
     current.cases.refresh();
+    current.cameras.refresh();
   } catch (err) {
     if (!current.stopped) apiFailed(err, "map.load_failed", current.map.showMessage);
   }
@@ -269,6 +280,22 @@ function start(token) {
     rpc: (method, data) => current.live.rpc(method, data),
   });
   startCases(current);
+  current.cameras = createCameras(
+    {
+      tbody: $("cameras").tBodies[0],
+      count: $("cameras-count"),
+      empty: $("cameras-empty"),
+      error: $("cameras-error"),
+      players: $("camera-players"),
+      alerts: $("camera-alerts"),
+    },
+    {
+      token,
+      overlay: current.map.overlay,
+      orgName: (path) => current.map.orgName(path),
+      onAuthFailure: (err) => authFailed(err.expired ? "expired" : "invalid"),
+    },
+  );
   renderUser(claims, null);
   setConnection("connecting");
   setSubscription("subscribing");
@@ -290,12 +317,14 @@ function start(token) {
         loadPositions(current);
         current.cases.reload();
         current.caseMarkers.reload();
+        current.cameras.reload();
       }
     },
     onPublication: (envelope) => {
       if (current.stopped) return;
       current.map.apply(envelope);
       current.feed.add(envelope);
+      current.cameras.apply(envelope);
       applyCaseEvent(current, envelope);
     },
     onAuthFailure: (reason) => {
@@ -351,6 +380,9 @@ function boot() {
   $("case-report-open").addEventListener("click", () => session?.caseForm.open());
   for (const button of $("views").querySelectorAll("[data-tab]")) {
     button.addEventListener("click", () => showTab(button.dataset.tab));
+  }
+  for (const button of $("side-pane").querySelectorAll(".pane-tab")) {
+    button.addEventListener("click", () => showPane(button.dataset.pane));
   }
   $("signout").addEventListener("click", () => {
     stopSession();

@@ -4,76 +4,12 @@
 
 import { el, formatBattery, formatTime } from "./format.js";
 import { onLangChange, t } from "./i18n.js";
+import { LEVELS, Projection, levelOf, pathData, ringsOf, svg } from "./map_geometry.js";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-const VIEW_WIDTH = 1000;
-const PADDING = 24;
 const DOT_RADIUS = 7;
-const LEVELS = ["district", "street", "community", "grid"];
 /** Degrees added around worker dots when there are no grid polygons to fit the view to. */
 const BARE_MARGIN_DEG = 0.003;
 const STATUS_ORDER = { outside: 0, offline: 1, online: 2, unknown: 3 };
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  return node;
-}
-
-function levelOf(feature) {
-  const props = feature.properties ?? {};
-  if (LEVELS.includes(props.level)) return props.level;
-  const depth = String(props.path ?? "").split(".").length;
-  return LEVELS[Math.min(depth, LEVELS.length) - 1];
-}
-
-/** The outer and inner rings of a Polygon or MultiPolygon, as arrays of [lon, lat]. */
-function ringsOf(geometry) {
-  if (!geometry) return [];
-  if (geometry.type === "Polygon") return geometry.coordinates;
-  if (geometry.type === "MultiPolygon") return geometry.coordinates.flat();
-  return [];
-}
-
-/** Equirectangular projection of a lon/lat box onto a VIEW_WIDTH-wide canvas. */
-class Projection {
-  constructor(minLon, minLat, maxLon, maxLat) {
-    const midLat = ((minLat + maxLat) / 2) * (Math.PI / 180);
-    this.kx = Math.cos(midLat); // a degree of longitude is shorter than one of latitude
-    this.minLon = minLon;
-    this.maxLat = maxLat;
-    const spanX = Math.max((maxLon - minLon) * this.kx, 1e-9);
-    const spanY = Math.max(maxLat - minLat, 1e-9);
-    this.scale = (VIEW_WIDTH - 2 * PADDING) / spanX;
-    this.height = spanY * this.scale + 2 * PADDING;
-  }
-
-  static fit(points) {
-    let minLon = Infinity;
-    let minLat = Infinity;
-    let maxLon = -Infinity;
-    let maxLat = -Infinity;
-    for (const [lon, lat] of points) {
-      if (!Number.isFinite(lon) || !Number.isFinite(lat)) continue;
-      minLon = Math.min(minLon, lon);
-      maxLon = Math.max(maxLon, lon);
-      minLat = Math.min(minLat, lat);
-      maxLat = Math.max(maxLat, lat);
-    }
-    return minLon === Infinity ? null : new Projection(minLon, minLat, maxLon, maxLat);
-  }
-
-  project(lon, lat) {
-    return [
-      PADDING + (lon - this.minLon) * this.kx * this.scale,
-      PADDING + (this.maxLat - lat) * this.scale,
-    ];
-  }
-
-  viewBox() {
-    return `0 0 ${VIEW_WIDTH} ${this.height.toFixed(1)}`;
-  }
-}
 
 function statusOf(worker) {
   if (worker.online === false) return "offline";
@@ -100,8 +36,9 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
   const gridLayer = svg("g", { class: "grids" });
   const outlineLayer = svg("g", { class: "outlines" });
   const caseLayer = svg("g", { class: "cases" }); // drawn by case_markers.js
+  const cameraLayer = svg("g", { class: "cameras" }); // drawn by camera_markers.js
   const dotLayer = svg("g", { class: "workers" });
-  elements.svg.replaceChildren(gridLayer, outlineLayer, caseLayer, dotLayer);
+  elements.svg.replaceChildren(gridLayer, outlineLayer, caseLayer, cameraLayer, dotLayer);
   const projectionListeners = new Set();
   const projected = () => projectionListeners.forEach((fn) => fn());
 
@@ -158,21 +95,7 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
     for (const feature of byDepth) {
       const level = levelOf(feature);
       const { path = "", name = path } = feature.properties ?? {};
-      const d = ringsOf(feature.geometry)
-        .map(
-          (ring) =>
-            "M" +
-            ring
-              .map(([lon, lat]) =>
-                projection
-                  .project(lon, lat)
-                  .map((v) => v.toFixed(1))
-                  .join(","),
-              )
-              .join("L") +
-            "Z",
-        )
-        .join("");
+      const d = pathData(feature, projection);
       const shape = svg("path", {
         d,
         class: `area level-${level}`,
@@ -413,9 +336,10 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
     showMessage,
     orgName,
     workerName: (id) => workers.get(id)?.name ?? id,
-    /** What other layers drawn over the map need (the case markers). */
+    /** What other layers drawn over the map need (the case and camera markers). */
     overlay: {
       layer: caseLayer,
+      cameraLayer,
       /** SVG [x, y] of a point, or null before there is a projection. */
       project: (lon, lat) => projection?.project(lon, lat) ?? null,
       /** Call `fn` whenever the projection changes (everything must be placed again). */

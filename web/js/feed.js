@@ -25,7 +25,10 @@ function severity(envelope) {
     case "case.due_soon":
       return "warning";
     case "case.overdue":
+    case "camera.offline":
       return "critical";
+    case "camera.alarm":
+      return data.level === "critical" ? "critical" : "warning";
     case "worker.entered_grid":
     case "worker.online":
       return "ok";
@@ -67,6 +70,11 @@ function summary(envelope, names) {
         : "";
       return `${names.worker(data.worker_id)}${reason}`;
     }
+    case "camera.online":
+    case "camera.offline":
+      return data.reason ? `${data.name} (${data.reason})` : String(data.name ?? "");
+    case "camera.alarm":
+      return `[${data.kind}] ${data.camera_id}${data.description ? ` ${data.description}` : ""}`;
     default:
       if (envelope.type.startsWith("case.") && data.number) {
         // A case event: its number and title say which case at a glance.

@@ -62,6 +62,7 @@ bench: install-dev services
 	$(BIN)/python -m tests.bench.track
 	$(BIN)/python -m tests.bench.notices
 	$(BIN)/python -m tests.bench.cases
+	$(BIN)/python -m tests.bench.cameras
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

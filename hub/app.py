@@ -16,6 +16,7 @@ import random
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -26,6 +27,7 @@ from hub.api.errors import error_middleware
 from hub.auth.tokens import TokenVerifier
 from hub.bus import Bus, BusUnavailable
 from hub.bus.memory import MemoryBus
+from hub.cameras.recordings import RecordingService
 from hub.cameras.registry import CameraRecord, CameraRegistry
 from hub.cameras.seed import seed_cameras
 from hub.cases.categories import Categories
@@ -52,7 +54,12 @@ from hub.state import HUB, SETTINGS, Adapter, Hub
 from hub.tasks import TaskRegistry
 from protocols.geo import GridIndex, HysteresisConfig, LatLon
 from streams.manager import MediaConfig, StreamManager
+from streams.recorder import RecordConfig
 from streams.source import PullConfig
+from streams.transcode import TranscodeConfig
+
+if TYPE_CHECKING:
+    from adapters.onvif import PtzPool
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +100,12 @@ def create_app(settings: Settings) -> web.Application:
     from hub.api import camera_media
 
     camera_media.add_routes(app)
+    from hub.api import camera_recordings
+
+    camera_recordings.add_routes(app)
+    from hub.api import camera_ptz
+
+    camera_ptz.add_routes(app)
     docs.add_routes(app)
     if WEB_ROOT.is_dir():
         app.router.add_get("/", _index)
@@ -152,6 +165,10 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     hub.cameras = make_camera_registry(settings, sessions, relay, tasks, gateway, cases)
     hub.streams = make_stream_manager(settings, hub.cameras)
+    hub.recordings = make_recording_service(
+        settings, sessions, relay, tasks, hub.cameras, hub.streams
+    )
+    hub.ptz = make_ptz_pool(settings, hub.cameras)
     if settings.mqtt.enabled:
         from adapters.mqtt import MqttAdapter
 
@@ -199,6 +216,7 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         tasks.spawn(hub.notice_sms.run(), name="notice SMS fallback")
         await notices.resume_fanouts()
         tasks.spawn(deadlines.run(), name="case deadline sweeper")
+        tasks.spawn(hub.recordings.run_retention(), name="recording retention")
         cases.intake = CaseIntake(cases)
         tasks.spawn(cases.intake.run(), name="case intake")
         for adapter in hub.adapters:
@@ -212,6 +230,11 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
                 await asyncio.wait_for(adapter.stop(), timeout)
             except Exception:
                 log.warning("adapter did not stop cleanly", adapter=adapter.name, exc_info=True)
+        if hub.ptz is not None:  # ONVIF connections to cameras
+            try:
+                await asyncio.wait_for(hub.ptz.close(), timeout)
+            except Exception:
+                log.warning("PTZ connections did not close cleanly", exc_info=True)
         if hub.streams is not None:  # close peer connections and media threads
             try:
                 await asyncio.wait_for(hub.streams.close(timeout), timeout * 2)
@@ -293,6 +316,11 @@ def make_stream_manager(settings: Settings, registry: CameraRegistry) -> StreamM
         ready_timeout=media.ready_timeout,
         connect_timeout=media.connect_timeout,
         snapshot_cache_seconds=media.snapshot_cache_seconds,
+        record=RecordConfig(max_seconds=media.max_record_seconds),
+        transcode=TranscodeConfig(
+            bitrate=media.transcode_bitrate, gop=media.transcode_gop, preset=media.transcode_preset
+        ),
+        force_transcode=media.force_transcode,
     )
     streams = StreamManager(config, on_status=registry.set_status)
 
@@ -301,6 +329,38 @@ def make_stream_manager(settings: Settings, registry: CameraRegistry) -> StreamM
 
     registry.change_hooks.append(source_changed)
     return streams
+
+
+def make_recording_service(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    relay: OutboxRelay,
+    tasks: TaskRegistry,
+    registry: CameraRegistry,
+    streams: StreamManager,
+) -> RecordingService:
+    """Camera recordings; an alarm records its camera (``alarm_record_seconds``)."""
+    recordings = RecordingService(sessions, relay, tasks, streams, settings.media, settings.cases)
+    registry.alarm_hooks.append(recordings.on_alarm)
+    return recordings
+
+
+def make_ptz_pool(settings: Settings, registry: CameraRegistry) -> PtzPool:
+    """ONVIF PTZ connections by camera; an edited or deleted camera's is closed."""
+    from adapters.onvif import PtzPool, PtzTimeouts
+
+    cams = settings.cameras
+    pool = PtzPool(
+        PtzTimeouts(connect=cams.ptz_connect_timeout, call=cams.ptz_timeout),
+        ttl=cams.ptz_session_ttl,
+        max_moves_per_second=cams.ptz_max_moves_per_second,
+    )
+
+    async def forget(camera_id: str, _: CameraRecord | None) -> None:
+        await pool.forget(camera_id)
+
+    registry.change_hooks.append(forget)
+    return pool
 
 
 def make_location_service(

@@ -287,10 +287,20 @@ class CameraSettings(BaseModel):
         description="Camera alarm kind → case category: such alarms also report a case"
         ' (e.g. {"fire": "safety.fire"}).',
     )
+    ptz_timeout: float = Field(5.0, description="Seconds one ONVIF PTZ request may take.")
+    ptz_connect_timeout: float = Field(
+        10.0, description="Seconds signing in to a camera's ONVIF services may take."
+    )
+    ptz_session_ttl: float = Field(
+        300.0, description="Seconds an idle ONVIF PTZ connection is kept for reuse."
+    )
+    ptz_max_moves_per_second: float = Field(
+        10.0, description="PTZ moves accepted per camera and second (more: 429)."
+    )
 
 
 class MediaSettings(BaseModel):
-    """The media plane (streams/): camera pulls, WHEP live view, snapshots."""
+    """The media plane (streams/): camera pulls, WHEP live view, snapshots, recordings."""
 
     idle_timeout: float = Field(
         10.0, description="Seconds a camera pull keeps running after its last viewer left."
@@ -317,6 +327,31 @@ class MediaSettings(BaseModel):
     )
     max_sdp_bytes: int = Field(32768, description="Largest accepted WHEP SDP offer (bytes).")
     snapshot_cache_seconds: float = Field(2.0, description="Seconds a snapshot is reused.")
+    recordings_dir: Path = Field(
+        PROJECT_ROOT / "var" / "recordings", description="Where camera recordings (MP4) are kept."
+    )
+    max_record_seconds: float = Field(300.0, description="Longest recording one request may ask.")
+    alarm_record_seconds: float = Field(
+        30.0, description="Seconds recorded when an alarm names a camera (0: none)."
+    )
+    max_active_recordings: int = Field(8, description="Recordings running at once, hub-wide.")
+    retention_days: float = Field(30.0, description="Recordings older than this are deleted.")
+    retention_max_bytes: int = Field(
+        20 * 1024**3, description="Total size of the recordings; the oldest go beyond it."
+    )
+    retention_interval: float = Field(
+        600.0, description="Seconds between two sweeps of the recording retention."
+    )
+    force_transcode: bool = Field(
+        False,
+        description="Transcode every live viewer's stream, even H.264 cameras (benchmarks,"
+        " tests); otherwise only cameras browsers cannot play (e.g. H.265) are transcoded.",
+    )
+    transcode_bitrate: int = Field(
+        2_000_000, description="Bitrate (bit/s) of a transcoded camera stream (H.264)."
+    )
+    transcode_gop: int = Field(50, description="Frames between keyframes of a transcoded stream.")
+    transcode_preset: str = Field("ultrafast", description="libx264 preset of transcoding.")
 
 
 class Settings(BaseSettings):

@@ -358,6 +358,21 @@ class CameraChanged(EventData):
     action: Literal["created", "updated", "deleted"]
 
 
+class CameraRecordingDone(EventData):
+    """A camera recording finished (POST /api/v1/cameras/{id}/recordings, or an alarm)."""
+
+    type: ClassVar[str] = "camera.recording_done"
+    summary: ClassVar[str] = "A camera recording finished, or failed (on camera:<id>)."
+
+    recording_id: str
+    camera_id: str
+    state: Literal["done", "failed"]
+    trigger: Literal["manual", "alarm"]
+    duration_s: float | None = Field(None, description="Seconds of video in the MP4.")
+    size: int = Field(0, description="Bytes of the MP4.")
+    error: str | None = Field(None, max_length=500, description="Why it failed.")
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.type: cls
     for cls in (
@@ -381,6 +396,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CameraOffline,
         CameraAlarm,
         CameraChanged,
+        CameraRecordingDone,
     )
 }
 EVENT_TYPES.update(CASE_EVENTS)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.auth.tokens import TokenVerifier
 from hub.bus import Bus
+from hub.cameras.recordings import RecordingService
 from hub.cameras.registry import CameraRegistry
 from hub.cases.deadlines import DeadlineSweeper
 from hub.cases.service import CaseService
@@ -24,6 +25,9 @@ from hub.publisher import Publisher
 from hub.sms.service import SmsService
 from hub.tasks import TaskRegistry
 from streams.manager import StreamManager
+
+if TYPE_CHECKING:
+    from adapters.onvif import PtzPool
 
 
 class Adapter(Protocol):
@@ -65,6 +69,8 @@ class Hub:
     notice_sms: NoticeSmsFallback | None = None
     cameras: CameraRegistry | None = None
     streams: StreamManager | None = None
+    recordings: RecordingService | None = None
+    ptz: PtzPool | None = None
 
 
 HUB = web.AppKey("hub", Hub)

@@ -9,18 +9,24 @@ import time
 import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.sdp import SessionDescription
 
+from streams.recorder import RecordConfig, Recorded, RecordError, record_mp4
 from streams.relay import CameraRelay, RelayCounters, Viewer
 from streams.snapshot import Snapshot, SnapshotError, keyframe_to_jpeg
 from streams.source import CameraSource, MediaPacket, PullConfig, PullCounters, StreamInfo
+from streams.transcode import TranscodeConfig, Transcoder
 from streams.whep import OfferError, PassthroughTrack, answer_offer, choose_codec
 
 log = structlog.get_logger(__name__)
+
+PASSTHROUGH = "passthrough"
+TRANSCODED = "transcoded"
 
 StatusCallback = Callable[[str, bool, str], Coroutine[Any, Any, None]]
 """(camera_id, online, reason) — the hub publishes camera.online / camera.offline."""
@@ -39,6 +45,9 @@ class MediaConfig:
     ready_timeout: float = 10.0
     connect_timeout: float = 15.0
     snapshot_cache_seconds: float = 2.0
+    record: RecordConfig = field(default_factory=RecordConfig)
+    transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
+    force_transcode: bool = False
 
 
 class MediaError(Exception):
@@ -86,6 +95,14 @@ class _Camera:
         self._manager = manager
         self.task: asyncio.Task[None] | None = None
         self.idle: asyncio.TimerHandle | None = None
+        self.transcoder: Transcoder | None = None
+
+    @property
+    def viewer_count(self) -> int:
+        """Passthrough and transcoded viewers (the transcoder's own input not counted)."""
+        if self.transcoder is None:
+            return self.relay.viewer_count
+        return max(0, self.relay.viewer_count - 1) + self.transcoder.viewer_count
 
     def _on_packet(self, packet: MediaPacket) -> None:
         self.relay.publish(packet)
@@ -100,8 +117,10 @@ class WhepSession:
     """One viewer's peer connection."""
 
     def __init__(self, session_id: str, camera: _Camera, pc: RTCPeerConnection, viewer: Viewer,
-                 track: PassthroughTrack) -> None:  # fmt: skip
+                 track: PassthroughTrack, media_path: str = PASSTHROUGH) -> None:  # fmt: skip
         self.id = session_id
+        self.media_path = media_path
+        """``passthrough`` (the camera's H.264 as received) or ``transcoded``."""
         self.camera_id = camera.camera_id
         self.camera = camera
         self.pc = pc
@@ -134,7 +153,7 @@ class StreamManager:
     def viewers(self, camera_id: str) -> int:
         """Viewers attached to a camera now."""
         camera = self._cameras.get(camera_id)
-        return camera.relay.viewer_count if camera else 0
+        return camera.viewer_count if camera else 0
 
     def sessions(self, camera_id: str | None = None) -> list[WhepSession]:
         """Open WHEP sessions (of one camera)."""
@@ -157,10 +176,10 @@ class StreamManager:
             self._cameras[camera_id] = camera
             self.counters.pulls_started += 1
             camera.task = self._spawn(camera.source.run(), f"pull {camera_id}")
-        elif camera.relay.viewer_count >= self.config.max_viewers_per_camera:
+        elif camera.viewer_count >= self.config.max_viewers_per_camera:
             raise MediaError(
                 "camera.viewer_limit",
-                f"this camera already has {camera.relay.viewer_count} viewers",
+                f"this camera already has {camera.viewer_count} viewers",
                 503,
             )
         if camera.idle is not None:
@@ -170,7 +189,15 @@ class StreamManager:
 
     def release(self, camera: _Camera, viewer: Viewer) -> None:
         """Detach a viewer; the pull stops ``idle_timeout`` after the last one leaves."""
-        camera.relay.detach(viewer)
+        transcoder = camera.transcoder
+        if transcoder is not None and transcoder.owns(viewer):
+            transcoder.detach(viewer)
+            if transcoder.viewer_count == 0:  # the last transcoded viewer: stop encoding
+                camera.transcoder = None
+                transcoder.stop()
+                self._spawn(transcoder.join(self.config.pull.read_timeout), "stop transcoder")
+        else:
+            camera.relay.detach(viewer)
         if camera.relay.viewer_count or self._cameras.get(camera.camera_id) is not camera:
             return
         if camera.idle is None:
@@ -190,12 +217,16 @@ class StreamManager:
             if camera.idle is not None:
                 camera.idle.cancel()
             camera.source.stop()
+            if camera.transcoder is not None:
+                camera.transcoder.stop()
             if camera.task is not None:
                 camera.task.cancel()
                 await asyncio.wait([camera.task], timeout=timeout)
             camera.relay.close()
             if not await camera.source.join(timeout):
                 log.warning("camera pull thread did not end in time", camera_id=camera.camera_id)
+            if camera.transcoder is not None and not await camera.transcoder.join(timeout):
+                log.warning("transcoder thread did not end in time", camera_id=camera.camera_id)
         finally:
             self._stopping.discard(camera)
         log.info("camera pull stopped", camera_id=camera.camera_id)
@@ -212,17 +243,26 @@ class StreamManager:
 
     # -- WHEP ----------------------------------------------------------------------------
 
-    async def open_whep(self, camera_id: str, url: str, offer: str) -> tuple[str, str]:
-        """Answer a WHEP offer: (session id, SDP answer). Raises MediaError."""
+    async def open_whep(
+        self,
+        camera_id: str,
+        url: str,
+        offer: str,
+        *,
+        transcode: bool = False,
+    ) -> tuple[str, str]:
+        """Answer a WHEP offer: (session id, SDP answer). Raises MediaError. The camera's
+        H.264 is passed through unless it is another codec or ``transcode`` (or the
+        ``force_transcode`` setting) asks for the shared transcoded stream."""
         _check_offer(offer)
         camera, viewer = self.acquire(camera_id, url)
         pc: RTCPeerConnection | None = None
+        media_path = PASSTHROUGH
         try:
             info = await self._ready(camera)
-            if info.codec != "h264":
-                raise MediaError(
-                    "camera.codec_unsupported", f"camera codec {info.codec} is not relayed", 422
-                )
+            if transcode or self.config.force_transcode or info.codec != "h264":
+                media_path = TRANSCODED
+                viewer, info = await self._transcoded(camera, viewer, self.config.transcode)
             chosen = choose_codec(offer, info.profile_level_id)
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             self.counters.peer_connections_open += 1
@@ -236,7 +276,7 @@ class StreamManager:
         except BaseException:
             await self._abort(camera, viewer, pc)
             raise
-        session = WhepSession(secrets.token_urlsafe(12), camera, pc, viewer, track)
+        session = WhepSession(secrets.token_urlsafe(12), camera, pc, viewer, track, media_path)
         self._sessions[session.id] = session
 
         @pc.on("connectionstatechange")
@@ -245,8 +285,40 @@ class StreamManager:
                 await self.close_whep(session.id)
 
         self._spawn(self._connect_watchdog(session), f"whep watchdog {session.id}")
-        log.info("whep viewer joined", camera_id=camera_id, session=session.id)
+        log.info("whep viewer joined", camera_id=camera_id, session=session.id, path=media_path)
         return session.id, answer
+
+    def session(self, session_id: str) -> WhepSession | None:
+        """An open WHEP session by id."""
+        return self._sessions.get(session_id)
+
+    async def _transcoded(
+        self, camera: _Camera, viewer: Viewer, encoding: TranscodeConfig
+    ) -> tuple[Viewer, StreamInfo]:
+        """Swap a passthrough viewer for one of the camera's (shared) transcoded stream."""
+        if camera.transcoder is None:
+            config = self.config
+            camera.transcoder = Transcoder(
+                camera.relay, encoding, self.counters, self.counters.relay,
+                config.viewer_queue, config.gop_max_packets, config.gop_max_bytes,
+                name=camera.camera_id,
+            )  # fmt: skip
+            self._spawn(camera.transcoder.run(), f"transcode {camera.camera_id}")
+        transcoded = camera.transcoder.attach()
+        camera.relay.detach(viewer)  # the transcoder's own input keeps the pull alive
+        try:
+            info = await asyncio.wait_for(
+                camera.transcoder.relay.wait_info(), self.config.ready_timeout
+            )
+        except TimeoutError as err:
+            self.release(camera, transcoded)
+            raise MediaError(
+                "camera.unavailable", "the camera's transcoded stream did not start", 503
+            ) from err
+        except BaseException:
+            self.release(camera, transcoded)
+            raise
+        return transcoded, info
 
     async def _abort(self, camera: _Camera, viewer: Viewer, pc: RTCPeerConnection | None) -> None:
         self.release(camera, viewer)
@@ -303,6 +375,21 @@ class StreamManager:
         self.counters.snapshots_taken += 1
         self._snapshots[camera_id] = shot
         return shot
+
+    # -- recordings ----------------------------------------------------------------------
+
+    async def record(self, camera_id: str, url: str, seconds: float, path: Path) -> Recorded:
+        """Remux ``seconds`` of the camera (from the cached GOP's keyframe on) into an MP4
+        at ``path``. The recording counts as a viewer, so the pull stays up while it runs.
+        Raises MediaError."""
+        camera, viewer = self.acquire(camera_id, url)
+        try:
+            info = await self._ready(camera)
+            return await record_mp4(viewer, info, seconds, path, self.config.record)
+        except RecordError as err:
+            raise MediaError("camera.recording_failed", str(err), 502) from err
+        finally:
+            self.release(camera, viewer)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -102,7 +102,8 @@ def choose_codec(offer: str, camera_plid: str | None) -> ChosenCodec:
         raise OfferError(
             "camera.codec_unsupported",
             f"the viewer offers no H.264 profile that plays this camera "
-            f"(profile-level-id {camera_plid}); transcoding is not offered",
+            f"(profile-level-id {camera_plid}); ask for ?transcode=1 to get a transcoded "
+            f"stream",
         )
     codec = copy.deepcopy(min(candidates, key=lambda c: c[0])[1])
     codec.rtcpFeedback = [

@@ -110,7 +110,7 @@ async def _truncate(url: str) -> None:
                 " positions, latest_positions, workers, notice_recipients, notices,"
                 " sms_match_keys, sms_parts, sms_messages, sms_inbound,"
                 " citymgmt_deliveries, citymgmt_cursors,"
-                " case_entries, case_attachments, cases, case_counters, cameras"
+                " case_entries, case_attachments, cases, case_counters, cameras, recordings"
             )
         )
     await engine.dispose()

@@ -8,6 +8,7 @@ ICE gathering completed, so no trickle ICE (PATCH) is needed.
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from hub.api.auth import require_identity
 from hub.api.errors import Handler
@@ -21,6 +22,16 @@ WHEP = "/api/v1/cameras/{id}/whep"
 WHEP_SESSION = "/api/v1/cameras/{id}/whep/{session}"
 SNAPSHOT = "/api/v1/cameras/{id}/snapshot.jpg"
 SDP_TYPE = "application/sdp"
+MEDIA_PATH_HEADER = "X-Hub-Media-Path"
+TRUE_VALUES = ("1", "true", "yes")
+
+
+class WhepQuery(BaseModel):
+    """Query of the WHEP POST."""
+
+    transcode: bool = Field(
+        False, description="Get the transcoded H.264 stream even when the camera sends H.264."
+    )
 
 
 def _streams(request: web.Request) -> StreamManager:
@@ -66,15 +77,21 @@ async def post_whep(request: web.Request) -> web.Response:
     """Start watching a camera: SDP offer in, SDP answer out."""
     streams = _streams(request)
     record = await _camera(request)
-    offer = await _read_offer(request, request.app[HUB].settings.media.max_sdp_bytes)
+    media = request.app[HUB].settings.media
+    offer = await _read_offer(request, media.max_sdp_bytes)
+    transcode = request.query.get("transcode", "") in TRUE_VALUES
     try:
-        session_id, answer = await streams.open_whep(record.id, record.source_url, offer)
+        session_id, answer = await streams.open_whep(
+            record.id, record.source_url, offer, transcode=transcode
+        )
     except MediaError as err:
         raise _media_error(err) from err
+    session = streams.session(session_id)
     location = WHEP_SESSION.format(id=record.id, session=session_id)
-    return web.Response(
-        status=201, text=answer, content_type=SDP_TYPE, headers={"Location": location}
-    )
+    headers = {"Location": location}
+    if session is not None:
+        headers[MEDIA_PATH_HEADER] = session.media_path
+    return web.Response(status=201, text=answer, content_type=SDP_TYPE, headers=headers)
 
 
 async def delete_whep(request: web.Request) -> web.Response:
@@ -124,14 +141,23 @@ ROUTES: list[tuple[str, str, Handler, Operation]] = [
         "WHEP: the body is the viewer's SDP offer (`application/sdp`, at most "
         "`HUB_MEDIA__MAX_SDP_BYTES`). The camera's H.264 is forwarded as received (no "
         "decoding, no re-encoding) in the camera's own profile, which the offer must "
-        "include (browsers offer Main and High). One RTSP pull per camera serves every "
+        "include (browsers offer Main and High). A camera whose codec browsers cannot "
+        "play (e.g. H.265) is transcoded instead: decoded and encoded once per camera as "
+        "H.264 constrained baseline, shared by all its transcoded viewers; `?transcode=1` "
+        "(or `HUB_MEDIA__FORCE_TRANSCODE`) asks for that path for an H.264 camera too. "
+        "The `X-Hub-Media-Path` header of the answer says which path the viewer got. "
+        "One RTSP pull per camera serves every "
         "viewer; a cached keyframe makes the first picture immediate. The answer comes "
         "after ICE gathering (no trickle). Visible to users whose org subtree holds the "
         "camera. Online/offline changes arrive as `camera.online` / `camera.offline` on "
         "`camera:<id>`.", "bearer", path_params=_IDS, extra=_SDP_BODY,
         replies={201: Reply(
             "The SDP answer.", schema={"type": "string"}, content_type=SDP_TYPE,
-            headers={"Location": "The session's URL (DELETE it to stop watching)."},
+            headers={
+                "Location": "The session's URL (DELETE it to stop watching).",
+                MEDIA_PATH_HEADER: "`passthrough` (the camera's H.264 as received) or "
+                "`transcoded` (decoded and re-encoded once for the camera).",
+            },
         )},
         errors=(*_AUTH, "camera.not_found", "request.unsupported_media_type",
                 "request.too_large", "camera.bad_sdp", "camera.codec_unsupported",

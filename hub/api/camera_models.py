@@ -26,7 +26,7 @@ CameraUpdate: Any = partial_model(
     CameraSpec,
     (
         "name", "org", "lat", "lon", "source_url", "substream_url", "tags", "ptz",
-        "onvif_username", "onvif_password",
+        "onvif_username", "onvif_password", "onvif_url",
     ),
     "Fields of a camera to change (only those given; null clears an optional one).",
 )  # fmt: skip
@@ -49,6 +49,9 @@ class CameraOut(BaseModel):
     tags: list[str]
     ptz: bool
     has_credentials: bool = Field(description="ONVIF credentials are stored (write-only).")
+    onvif_url: str | None = Field(
+        None, description="ONVIF device service (PTZ); null: the stream's host on port 80."
+    )
     status: CameraStatus = Field(description="What the media plane last found.")
     status_changed_at: datetime | None
     created_at: datetime
@@ -63,6 +66,7 @@ class CameraOut(BaseModel):
             substream_url=None if row.substream_url is None else redact_url(row.substream_url),
             tags=list(row.tags or []), ptz=row.ptz,
             has_credentials=row.onvif_username is not None or row.onvif_password is not None,
+            onvif_url=row.onvif_url,
             status=row.status,
             status_changed_at=_utc(row.status_changed_at),
             created_at=_utc(row.created_at), updated_at=_utc(row.updated_at),

@@ -14,7 +14,17 @@ from pydantic import BaseModel, Field
 
 from adapters.citymgmt import http as citymgmt_http
 from adapters.sms import callbacks as sms_callbacks
-from hub.api import camera_media, cameras, case_stats, cases, directory, notices, workers
+from hub.api import (
+    camera_media,
+    camera_ptz,
+    camera_recordings,
+    cameras,
+    case_stats,
+    cases,
+    directory,
+    notices,
+    workers,
+)
 from hub.api.asyncapi import WEBSOCKET_PATH, build_asyncapi
 from hub.api.ingest import MAX_IDEMPOTENCY_KEY, IngestAccepted, IngestRequest
 from hub.api.openapi import build_openapi
@@ -166,6 +176,8 @@ OPERATIONS: dict[RouteKey, Operation] = {
     **citymgmt_http.OPERATIONS,
     **cameras.OPERATIONS,
     **camera_media.OPERATIONS,
+    **camera_recordings.OPERATIONS,
+    **camera_ptz.OPERATIONS,
 }
 
 

@@ -175,6 +175,34 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "camera.viewer_limit": ErrorCode(503, "The camera has as many live viewers as allowed."),
     "camera.session_not_found": ErrorCode(404, "No such live-view session for this camera."),
     "camera.snapshot_failed": ErrorCode(502, "The camera's keyframe did not decode."),
+    # -- recordings -----------------------------------------------------------------------
+    "recording.invalid": ErrorCode(
+        422, "The recording request does not validate (seconds out of range; see details)."
+    ),
+    "recording.busy": ErrorCode(503, "As many recordings run as allowed; retry later."),
+    "recording.not_found": ErrorCode(
+        404, "No such recording (or its file is gone), or it is outside the caller's org."
+    ),
+    "recording.not_ready": ErrorCode(409, "The recording is still running or has failed."),
+    "camera.recording_failed": ErrorCode(502, "The camera's recording produced no usable file."),
+    # -- camera PTZ -----------------------------------------------------------------------
+    "camera.ptz_invalid": ErrorCode(
+        422, "The PTZ request does not validate (velocity outside [-1, 1]; see details)."
+    ),
+    "camera.ptz_unsupported": ErrorCode(
+        409, "The camera is not registered as PTZ, or its ONVIF service offers no PTZ."
+    ),
+    "camera.ptz_unavailable": ErrorCode(
+        503, "The camera's ONVIF service is not reachable or did not answer in time."
+    ),
+    "camera.ptz_auth_failed": ErrorCode(
+        502, "The camera rejected the stored ONVIF credentials (fix them on the camera)."
+    ),
+    "camera.ptz_failed": ErrorCode(502, "The camera refused the PTZ request or answered badly."),
+    "camera.ptz_preset_not_found": ErrorCode(404, "The camera has no preset with this token."),
+    "camera.ptz_rate_limited": ErrorCode(
+        429, "Too many moves of this camera in a second; send fewer (stop is never limited)."
+    ),
 }
 
 BEARER_CODES = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")

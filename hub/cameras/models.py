@@ -15,6 +15,8 @@ CAMERA_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
 """URL-safe, at most 64 characters, not starting with a dot (no ``.``/``..`` path games)."""
 SOURCE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "file"})
 MAX_URL = 1024
+ONVIF_SCHEMES = frozenset({"http", "https"})
+ONVIF_DEVICE_PATH = "/onvif/device_service"
 MAX_TAGS = 32
 MAX_TAG = 32
 ALARM_KIND_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
@@ -30,6 +32,20 @@ def check_source_url(value: str) -> str:
             raise ValueError("a file URL needs a path")
     elif not parts.hostname:
         raise ValueError("the URL needs a host")
+    return value
+
+
+def check_onvif_url(value: str) -> str:
+    """An ONVIF device service address: http(s), a host, no path but the standard one."""
+    parts = urlsplit(value)
+    if parts.scheme not in ONVIF_SCHEMES or not parts.hostname:
+        raise ValueError("give http(s)://host[:port]")
+    if parts.path.rstrip("/") not in ("", ONVIF_DEVICE_PATH) or parts.query or parts.username:
+        raise ValueError(f"the device service is at {ONVIF_DEVICE_PATH}; no query or user info")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError as err:
+        raise ValueError(f"bad port: {err}") from err
     return value
 
 
@@ -62,6 +78,12 @@ class CameraSpec(BaseModel):
     ptz: bool = Field(False, description="The camera can pan, tilt and zoom.")
     onvif_username: str | None = Field(None, max_length=64, description="Write-only.")
     onvif_password: SecretStr | None = Field(None, max_length=128, description="Write-only.")
+    onvif_url: str | None = Field(
+        None,
+        max_length=MAX_URL,
+        description="ONVIF device service for PTZ (http://host:port/onvif/device_service);"
+        " empty: the main stream's host on port 80.",
+    )
 
     @field_validator("org")
     @classmethod
@@ -77,6 +99,11 @@ class CameraSpec(BaseModel):
     @classmethod
     def _substream(cls, value: str | None) -> str | None:
         return None if value is None else check_source_url(value)
+
+    @field_validator("onvif_url")
+    @classmethod
+    def _onvif(cls, value: str | None) -> str | None:
+        return None if value is None else check_onvif_url(value)
 
     @field_validator("tags")
     @classmethod

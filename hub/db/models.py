@@ -463,8 +463,38 @@ class Camera(Base):
     onvif_username: Mapped[str | None] = mapped_column(String(64))
     onvif_password: Mapped[str | None] = mapped_column(String(128))
     """Stored as given (the database is trusted); never returned by the API."""
+    onvif_url: Mapped[str | None] = mapped_column(String(1024))
+    """The ONVIF device service; None: the stream's host on port 80 (adapters/onvif)."""
     status: Mapped[str] = mapped_column(String(8), default="unknown")
     """unknown (never pulled), online or offline."""
     status_changed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Recording(Base):
+    """A camera recording: an MP4 remuxed from the camera's stream (hub/cameras/recordings.py),
+    stored under the recordings directory at ``path``."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    """No foreign key: a recording outlives its camera until retention removes it."""
+    org: Mapped[str] = mapped_column(String(128))
+    """The camera's org when it was recorded: who may see the recording."""
+    started_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
+    requested_s: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    path: Mapped[str] = mapped_column(String(200))
+    """Relative to the recordings directory."""
+    state: Mapped[str] = mapped_column(String(10), default="recording")
+    """recording, done or failed."""
+    trigger: Mapped[str] = mapped_column(String(8))
+    """manual or alarm."""
+    requested_by: Mapped[str | None] = mapped_column(String(64))
+    alarm_id: Mapped[str | None] = mapped_column(String(26))
+    case_id: Mapped[str | None] = mapped_column(String(26))
+    error: Mapped[str | None] = mapped_column(String(500))
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)

@@ -27,19 +27,26 @@ CELL = 40  # one bit = one CELL x CELL square on the top row
 READY_TIMEOUT = 15.0
 
 
-def make_clip(path: Path, seconds: float = 40.0) -> Path:
-    """Write an MP4 (H.264 High, GOP 50, no B-frames) whose frame n shows n in binary."""
+def make_clip(path: Path, seconds: float = 40.0, codec: str = "h264") -> Path:
+    """Write an MP4 (H.264 High, or with ``codec="h265"`` H.265 Main; GOP 50, no
+    B-frames) whose frame n shows n in binary."""
     frames = int(seconds * FPS)
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
+        stream = out.add_stream("libx265" if codec == "h265" else "libx264", rate=FPS)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.codec_context.profile = "High"
         stream.codec_context.gop_size = GOP
-        stream.codec_context.options = {
-            "preset": "superfast", "profile": "high", "bf": "0", "keyint_min": str(GOP),
-            "sc_threshold": "0", "x264-params": "scenecut=0:cabac=1:8x8dct=1",
-        }  # fmt: skip
+        if codec == "h265":
+            stream.codec_context.options = {
+                "preset": "ultrafast", "x265-params":
+                f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=0:log-level=error",
+            }  # fmt: skip
+        else:
+            stream.codec_context.profile = "High"
+            stream.codec_context.options = {
+                "preset": "superfast", "profile": "high", "bf": "0", "keyint_min": str(GOP),
+                "sc_threshold": "0", "x264-params": "scenecut=0:cabac=1:8x8dct=1",
+            }  # fmt: skip
         stream.codec_context.time_base = Fraction(1, FPS)
         base = np.tile(np.linspace(40, 200, WIDTH, dtype=np.uint8), (HEIGHT, 1))
         for n in range(frames):
@@ -104,8 +111,9 @@ def require_gst_rtsp() -> None:
 class RtspServer:
     """One GStreamer RTSP server process serving ``clip`` at rtsp://127.0.0.1:<port>/cam."""
 
-    def __init__(self, clip: Path, port: int | None = None) -> None:
+    def __init__(self, clip: Path, port: int | None = None, codec: str = "h264") -> None:
         self.clip = clip
+        self.codec = codec
         self.port = port or free_port()
         self.sessions = 0
         self._proc: subprocess.Popen[str] | None = None
@@ -123,7 +131,7 @@ class RtspServer:
         require_gst_rtsp()
         self._ready.clear()
         self._proc = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVE_SCRIPT), str(self.clip), str(self.port)],
+            [SYSTEM_PYTHON, str(SERVE_SCRIPT), str(self.clip), str(self.port), self.codec],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True)

@@ -3,18 +3,14 @@
 // personal channel alike; each is shown once.
 
 import { el, formatTime } from "./format.js";
-import { onLangChange, t } from "./i18n.js";
+import { t } from "./i18n.js";
+import { createToastStack } from "./toasts.js";
 
-const MAX_TOASTS = 5;
-const MAX_SEEN = 500;
 const KINDS = { "case.due_soon": "due_soon", "case.overdue": "overdue" };
 
 /** The toasts in `container`; `onOpen(caseId)` shows the case. */
 export function createCaseAlerts(container, { onOpen }) {
-  let toasts = []; // newest first: {id, kind, data}
-  const seen = new Set();
-
-  function card(toast) {
+  const stack = createToastStack(container, (toast, buttons) => {
     const node = el("section", `case-toast alert-${toast.kind}`);
     node.setAttribute("role", "alert");
     node.dataset.caseId = toast.data.case_id;
@@ -26,32 +22,9 @@ export function createCaseAlerts(container, { onOpen }) {
         el("p", "case-toast-due", t("case.toast.due", { time: formatTime(toast.data.due_at) })),
       );
     }
-    const open = el("button", "ghost", t("case.toast.open"));
-    open.type = "button";
-    open.addEventListener("click", () => {
-      dismiss(toast.id);
-      onOpen(toast.data.case_id);
-    });
-    const close = el("button", "ghost", t("case.toast.dismiss"));
-    close.type = "button";
-    close.addEventListener("click", () => dismiss(toast.id));
-    const buttons = el("div", "case-toast-buttons");
-    buttons.append(open, close);
-    node.append(buttons);
+    node.append(buttons(t("case.toast.open"), () => onOpen(toast.data.case_id)));
     return node;
-  }
-
-  function render() {
-    container.replaceChildren(...toasts.map(card));
-    container.hidden = toasts.length === 0;
-  }
-
-  function dismiss(id) {
-    toasts = toasts.filter((toast) => toast.id !== id);
-    render();
-  }
-
-  const stopLang = onLangChange(render);
+  });
 
   return {
     /** A live envelope; shows a toast for a case alert not seen before. */
@@ -59,19 +32,9 @@ export function createCaseAlerts(container, { onOpen }) {
       const kind = KINDS[envelope?.type];
       if (!kind || !envelope.data?.case_id) return;
       const id = envelope.id ?? `${envelope.type}:${envelope.data.case_id}:${envelope.data.at}`;
-      if (seen.has(id)) return;
-      seen.add(id);
-      if (seen.size > MAX_SEEN) seen.delete(seen.values().next().value);
       // A newer alert about the same case replaces the older one (red after yellow).
-      toasts = toasts.filter((toast) => toast.data.case_id !== envelope.data.case_id);
-      toasts.unshift({ id, kind, data: envelope.data });
-      toasts = toasts.slice(0, MAX_TOASTS);
-      render();
+      stack.push({ id, key: envelope.data.case_id, kind, data: envelope.data });
     },
-    destroy() {
-      stopLang();
-      toasts = [];
-      render();
-    },
+    destroy: stack.destroy,
   };
 }

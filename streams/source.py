@@ -275,6 +275,8 @@ class CameraSource:
             )
             if not self._put(loop, queue, info):
                 return "stopped"
+            # Video only: a camera's audio (AAC, G.711) is dropped here on purpose; viewers'
+            # offers get their audio sections answered inactive (streams/whep.py).
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return "stopped"

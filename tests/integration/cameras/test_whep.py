@@ -96,9 +96,11 @@ class WhepViewer:
     new_frame: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
-    async def connect(self, http: aiohttp.ClientSession) -> None:
-        """Offer, read the answer, start receiving."""
+    async def connect(self, http: aiohttp.ClientSession, *, audio: bool = False) -> None:
+        """Offer (video, and audio first if ``audio``), read the answer, start receiving."""
         self.started = time.monotonic()
+        if audio:
+            self.pc.addTransceiver("audio", direction="recvonly")
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         assert self.pc.localDescription is not None
@@ -191,6 +193,20 @@ async def test_viewer_receives_the_camera_frames_passed_through_in_high_profile(
         await first.close()
         await second.close()
     assert streams.counters.peer_connections_open == 0
+
+
+async def test_an_offer_that_also_asks_for_audio_gets_video_only_with_audio_declined(
+    media_hub: RunningHub, camera: RtspServer
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        viewer = WhepViewer(media_hub.url, STREET.token)
+        await viewer.connect(http, audio=True)
+        audio = viewer.answer.split("m=audio", 1)[1].split("m=video", 1)[0]
+        # The camera's audio is not forwarded: the answer declines that section.
+        assert "a=inactive" in audio
+        await viewer.wait_frames(5)
+        assert await viewer.delete(http) == 204
+        await viewer.close()
 
 
 async def test_twenty_viewers_share_one_rtsp_session(

@@ -13,13 +13,8 @@ import pytest
 from playwright.async_api import async_playwright
 
 from tests.conftest import RunningHub
-from tests.integration.cameras import test_whep as whep
 from tests.integration.cameras.conftest import GATE, STREET
 from tests.support.rtsp_server import HEIGHT, WIDTH, RtspServer
-
-clip = whep.clip
-camera = whep.camera
-media_hub = whep.media_hub
 
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 FRAMES = 25

@@ -10,15 +10,9 @@ import aiohttp
 import av
 
 from tests.conftest import RunningHub
-from tests.integration.cameras import test_whep as whep
 from tests.integration.cameras.conftest import ADMIN, GATE, OTHER_STREET, SCHOOL, STREET
 from tests.integration.cameras.test_whep import WhepViewer, high_profile_offer
 from tests.support.rtsp_server import HEIGHT, WIDTH, RtspServer, frame_number
-
-# The camera, its clip and the hub pulling it (fixtures of test_whep).
-clip = whep.clip
-camera = whep.camera
-media_hub = whep.media_hub
 
 
 async def _status_changes(media_hub: RunningHub) -> asyncio.Queue[tuple[str, bool]]:

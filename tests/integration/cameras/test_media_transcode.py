@@ -16,13 +16,10 @@ import aiohttp
 import av
 import pytest
 from aiortc import RTCSessionDescription
-from sqlalchemy import update
 
-from hub.db.models import Camera
-from tests.conftest import Backend, RunningHub, backend_settings, start_hub
-from tests.integration.cameras.conftest import GATE, STREET
+from tests.conftest import Backend, RunningHub
+from tests.integration.cameras.conftest import GATE, STREET, start_camera_hub
 from tests.integration.cameras.test_whep import (
-    MEDIA,
     WhepViewer,
     as_local_answer,
     high_profile_offer,
@@ -113,13 +110,7 @@ async def hub_watching(
     backend: Backend, tmp_path: Path, camera: RtspServer, **media: Any
 ) -> RunningHub:
     """A hub whose camera GATE is ``camera``."""
-    settings = backend_settings(
-        backend, cases={"attachments_dir": tmp_path / "attachments"}, media={**MEDIA, **media}
-    )
-    running = await start_hub(settings)
-    async with running.hub.sessions() as session, session.begin():
-        await session.execute(update(Camera).where(Camera.id == GATE).values(source_url=camera.url))
-    return running
+    return await start_camera_hub(backend, tmp_path, camera, media=media)
 
 
 @pytest.fixture

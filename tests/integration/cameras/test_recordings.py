@@ -15,10 +15,9 @@ import av
 import pytest
 from sqlalchemy import select, update
 
-from hub.db.models import Camera, Recording, utcnow
-from tests.conftest import Backend, RunningHub, backend_settings, start_hub
+from hub.db.models import Recording, utcnow
+from tests.conftest import Backend, RunningHub
 from tests.integration.api.conftest import Api
-from tests.integration.cameras import test_whep as whep
 from tests.integration.cameras.conftest import (
     FIRE_CATEGORY,
     GATE,
@@ -26,14 +25,10 @@ from tests.integration.cameras.conftest import (
     STREET,
     WORKER,
     push_alarm,
+    start_camera_hub,
 )
-from tests.integration.cameras.test_whep import MEDIA
 from tests.support.clients import Subscriber, next_item, subscribe
 from tests.support.rtsp_server import FPS, GOP, HEIGHT, WIDTH, RtspServer, frame_number
-
-# The camera and its clip (fixtures of test_whep).
-clip = whep.clip
-camera = whep.camera
 
 GOP_SECONDS = GOP / FPS
 ALARM_SECONDS = 2.0
@@ -41,20 +36,13 @@ DONE_WAIT = 30.0
 
 
 async def _recording_hub(backend: Backend, tmp_path: Path, camera: RtspServer) -> RunningHub:
-    settings = backend_settings(
+    return await start_camera_hub(
         backend,
-        cases={"attachments_dir": tmp_path / "attachments"},
+        tmp_path,
+        camera,
+        media={"recordings_dir": tmp_path / "recordings", "alarm_record_seconds": ALARM_SECONDS},
         cameras={"alarm_case_rules": {"fire": FIRE_CATEGORY}},
-        media={
-            **MEDIA,
-            "recordings_dir": tmp_path / "recordings",
-            "alarm_record_seconds": ALARM_SECONDS,
-        },
     )
-    running = await start_hub(settings)
-    async with running.hub.sessions() as session, session.begin():
-        await session.execute(update(Camera).where(Camera.id == GATE).values(source_url=camera.url))
-    return running
 
 
 @pytest.fixture

@@ -7,65 +7,18 @@ import asyncio
 import itertools
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import av
-import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from sqlalchemy import update
 
-from hub.db.models import Camera
-from tests.conftest import Backend, RunningHub, backend_settings, start_hub
+from tests.conftest import RunningHub
 from tests.integration.cameras.conftest import GATE, STREET
-from tests.support.rtsp_server import FPS, GOP, RtspServer, frame_number, gradient_ok, make_clip
+from tests.support.rtsp_server import FPS, GOP, RtspServer, frame_number, gradient_ok
 
 HIGH_PLID = "640028"
-MEDIA = {
-    "idle_timeout": 1.0,
-    "read_timeout": 2.0,
-    "open_timeout": 3.0,
-    "reconnect_min_delay": 0.2,
-    "reconnect_max_delay": 1.0,
-    "ready_timeout": 8.0,
-}
-
-
-@pytest.fixture(scope="session")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The camera's clip, made once."""
-    return make_clip(tmp_path_factory.mktemp("media") / "camera.mp4")
-
-
-@pytest.fixture
-def camera(clip: Path) -> Iterator[RtspServer]:
-    """A running RTSP camera."""
-    server = RtspServer(clip)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def media_hub(
-    sqlite_backend: Backend, tmp_path: Path, camera: RtspServer
-) -> AsyncIterator[RunningHub]:
-    """A hub whose camera GATE is the test RTSP server."""
-    settings = backend_settings(
-        sqlite_backend, cases={"attachments_dir": tmp_path / "attachments"}, media=MEDIA
-    )
-    running = await start_hub(settings)
-    async with running.hub.sessions() as session, session.begin():
-        await session.execute(update(Camera).where(Camera.id == GATE).values(source_url=camera.url))
-    try:
-        yield running
-    finally:
-        await running.server.close()
 
 
 def high_profile_offer(sdp: str) -> str:

@@ -53,10 +53,10 @@ test: install-dev services browser media lint typecheck
 unit: install-dev
 	$(BIN)/pytest tests/unit
 
-e2e: install-dev browser
+e2e: install-dev browser media
 	$(BIN)/pytest tests/e2e
 
-bench: install-dev services
+bench: install-dev services media
 	$(BIN)/python -m tests.bench.fanout
 	$(BIN)/python -m tests.bench.ingest
 	$(BIN)/python -m tests.bench.track

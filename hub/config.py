@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,15 @@ from pydantic_settings import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "hub.toml"
 DEV_JWT_SECRET = "grid-hub-development-secret-change-me"
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+OptionalPath = Annotated[Path | None, BeforeValidator(_empty_is_none)]
+"""A file setting that may be switched off: an empty value (``HUB_USERS_FILE=``) is none,
+not the current directory."""
 
 
 class GatewaySettings(BaseModel):
@@ -97,9 +106,9 @@ class MqttSettings(BaseModel):
     protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version.")
     username: str | None = Field(None, description="Broker user name.")
     password: SecretStr | None = Field(None, description="Broker password.")
-    tls_ca_file: Path | None = Field(None, description="CA bundle; set it to use TLS.")
-    tls_cert_file: Path | None = Field(None, description="Client certificate (mutual TLS).")
-    tls_key_file: Path | None = Field(None, description="Client key (mutual TLS).")
+    tls_ca_file: OptionalPath = Field(None, description="CA bundle; set it to use TLS.")
+    tls_cert_file: OptionalPath = Field(None, description="Client certificate (mutual TLS).")
+    tls_key_file: OptionalPath = Field(None, description="Client key (mutual TLS).")
     keepalive: int = Field(30, description="MQTT keepalive (s).")
     session_expiry: int = Field(
         7 * 24 * 3600, description="Seconds the broker keeps our session while we are away."
@@ -278,7 +287,7 @@ class CitymgmtSettings(BaseModel):
 class CameraSettings(BaseModel):
     """Public-security cameras: the registry (hub/cameras) and the media plane (streams/)."""
 
-    cameras_file: Path | None = Field(
+    cameras_file: OptionalPath = Field(
         PROJECT_ROOT / "config" / "cameras.json",
         description="Cameras created at start if missing (JSON); empty: none.",
     )
@@ -377,12 +386,12 @@ class Settings(BaseSettings):
         SecretStr(DEV_JWT_SECRET), description="HS256 secret for user tokens."
     )
     jwt_algorithm: Literal["HS256", "RS256"] = Field("HS256", description="Token algorithm.")
-    jwt_public_key_file: Path | None = Field(None, description="PEM public key for RS256 tokens.")
+    jwt_public_key_file: OptionalPath = Field(None, description="PEM public key for RS256 tokens.")
     jwt_ttl: int = Field(12 * 3600, description="Lifetime of tokens minted by the hub (s).")
     org_tree_file: Path = Field(
         PROJECT_ROOT / "config" / "org_tree.json", description="Org tree loaded at start."
     )
-    users_file: Path | None = Field(
+    users_file: OptionalPath = Field(
         PROJECT_ROOT / "config" / "demo_users.json",
         description="Users seeded at start (demo data); empty: none.",
     )

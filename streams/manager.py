@@ -14,18 +14,25 @@ from typing import Any
 
 import structlog
 from aiortc import RTCConfiguration, RTCPeerConnection
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import H264Profile, SessionDescription
 
 from streams.recorder import RecordConfig, Recorded, RecordError, record_mp4
 from streams.relay import CameraRelay, RelayCounters, Viewer
 from streams.snapshot import Snapshot, SnapshotError, keyframe_to_jpeg
 from streams.source import CameraSource, MediaPacket, PullConfig, PullCounters, StreamInfo
 from streams.transcode import TranscodeConfig, Transcoder
-from streams.whep import OfferError, PassthroughTrack, answer_offer, choose_codec
+from streams.whep import (
+    OfferError,
+    PassthroughTrack,
+    answer_offer,
+    choose_codec,
+    h264_profile,
+)
 
 log = structlog.get_logger(__name__)
 
 PASSTHROUGH = "passthrough"
+_BASELINE = (H264Profile.PROFILE_CONSTRAINED_BASELINE,)
 TRANSCODED = "transcoded"
 
 StatusCallback = Callable[[str, bool, str], Coroutine[Any, Any, None]]
@@ -287,6 +294,25 @@ class StreamManager:
         self._spawn(self._connect_watchdog(session), f"whep watchdog {session.id}")
         log.info("whep viewer joined", camera_id=camera_id, session=session.id, path=media_path)
         return session.id, answer
+
+    # -- feeds (consultation rooms) -------------------------------------------------------
+
+    async def open_feed(self, camera_id: str, url: str) -> tuple[_Camera, Viewer, bool]:
+        """A camera's stream as H.264 constrained baseline for a consultation room, through
+        the same shared pull (and, when the camera sends another profile or codec, the same
+        shared transcoder) as live view: (camera, viewer, transcoded). Release with
+        :meth:`release`."""
+        camera, viewer = self.acquire(camera_id, url)
+        try:
+            info = await self._ready(camera)
+            profile = h264_profile(info.profile_level_id or "")
+            if self.config.force_transcode or info.codec != "h264" or profile not in _BASELINE:
+                viewer, info = await self._transcoded(camera, viewer, self.config.transcode)
+                return camera, viewer, True
+        except BaseException:
+            self.release(camera, viewer)
+            raise
+        return camera, viewer, False
 
     def session(self, session_id: str) -> WhepSession | None:
         """An open WHEP session by id."""

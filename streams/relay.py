@@ -36,6 +36,13 @@ class Viewer:
         """The next packet, or None once the relay closed this viewer."""
         return await self._queue.get()
 
+    def drain(self) -> list[MediaPacket | None]:
+        """Everything queued now, without waiting."""
+        items: list[MediaPacket | None] = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
     def _offer(self, packet: MediaPacket, counters: RelayCounters) -> None:
         if self.closed:
             return

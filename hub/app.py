@@ -36,6 +36,10 @@ from hub.cases.intake import CaseIntake
 from hub.cases.service import CaseService
 from hub.cases.sms import CaseSms
 from hub.config import Settings
+from hub.consultations.contract import NoMedia
+from hub.consultations.media import ConsultationMedia
+from hub.consultations.rpc import ConsultationRpc
+from hub.consultations.service import ConsultationService, bus_presence
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.db.outbox import OutboxRelay
 from hub.errors import HubError, NotReadyError
@@ -55,6 +59,7 @@ from hub.tasks import TaskRegistry
 from protocols.geo import GridIndex, HysteresisConfig, LatLon
 from streams.manager import MediaConfig, StreamManager
 from streams.recorder import RecordConfig
+from streams.room import RoomConfig
 from streams.source import PullConfig
 from streams.transcode import TranscodeConfig
 
@@ -106,6 +111,9 @@ def create_app(settings: Settings) -> web.Application:
     from hub.api import camera_ptz
 
     camera_ptz.add_routes(app)
+    from hub.api import consultations
+
+    consultations.add_routes(app)
     docs.add_routes(app)
     if WEB_ROOT.is_dir():
         app.router.add_get("/", _index)
@@ -178,6 +186,8 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     # Inbound SMS hooks run in order: a notice reply code first, else a citizen's case.
     hub.notice_sms = NoticeSmsFallback(sessions, sms, notices, settings.notices)
     sms.inbound_hooks.append(hub.notice_sms.on_inbound)
+    hub.consultation_media = make_consultation_media(settings, hub.streams)
+    hub.consultations = make_consultation_service(hub)
     CaseSms(cases, sms, settings.sms).install()
     from adapters.sms import SmsAdapter
 
@@ -217,6 +227,7 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         await notices.resume_fanouts()
         tasks.spawn(deadlines.run(), name="case deadline sweeper")
         tasks.spawn(hub.recordings.run_retention(), name="recording retention")
+        tasks.spawn(hub.consultations.run_retention(), name="consultation recording retention")
         cases.intake = CaseIntake(cases)
         tasks.spawn(cases.intake.run(), name="case intake")
         for adapter in hub.adapters:
@@ -235,6 +246,11 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
                 await asyncio.wait_for(hub.ptz.close(), timeout)
             except Exception:
                 log.warning("PTZ connections did not close cleanly", exc_info=True)
+        if isinstance(hub.consultation_media, ConsultationMedia):  # rooms' connections, files
+            try:
+                await asyncio.wait_for(hub.consultation_media.close(timeout), timeout * 2)
+            except Exception:
+                log.warning("consultation rooms did not close cleanly", exc_info=True)
         if hub.streams is not None:  # close peer connections and media threads
             try:
                 await asyncio.wait_for(hub.streams.close(timeout), timeout * 2)
@@ -261,6 +277,47 @@ def make_notice_service(
     gateway.register_rpc("notice.read", rpc.read)
     gateway.register_rpc("notice.unread", rpc.unread)
     return notices
+
+
+def make_consultation_media(settings: Settings, streams: StreamManager | None) -> ConsultationMedia:
+    """The rooms' media plane; cameras enter rooms through the shared stream manager."""
+    rooms, media = settings.consultations, settings.media
+    config = RoomConfig(
+        viewer_queue=media.viewer_queue,
+        participant_timeout=rooms.participant_timeout,
+        connect_timeout=rooms.connect_timeout,
+        force_transcode=rooms.force_transcode,
+        transcode=TranscodeConfig(
+            bitrate=media.transcode_bitrate, gop=media.transcode_gop, preset=media.transcode_preset
+        ),
+        record_dir=rooms.recordings_dir if rooms.record else None,
+    )
+    return ConsultationMedia(config, streams)
+
+
+def make_consultation_service(hub: Hub) -> ConsultationService:
+    """Consultation rooms: rpc methods and the ``room:<id>`` guard registered with the
+    gateway; media through ``hub.consultation_media`` when one is installed (NoMedia
+    otherwise: joining answers 503 consultation.media_unavailable)."""
+    service = ConsultationService(
+        hub.sessions,
+        hub.publisher,
+        hub.relay,
+        hub.tasks,
+        hub.settings.consultations,
+        cases=hub.cases,
+        cameras=hub.cameras,
+        sms=hub.sms,
+        presence=bus_presence(hub.bus),
+        media=hub.consultation_media or NoMedia(),
+    )
+    if hub.consultation_media is not None and hasattr(hub.consultation_media, "on_event"):
+        # The media plane reports lost participants, speakers and slots back to the rooms.
+        hub.consultation_media.on_event = service.on_media_event
+    for method, handler in ConsultationRpc(service).methods().items():
+        hub.gateway.register_rpc(method, handler)
+    hub.gateway.register_channel_guard("room", service.may_read_channel)
+    return service
 
 
 def make_case_service(

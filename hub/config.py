@@ -363,6 +363,33 @@ class MediaSettings(BaseModel):
     transcode_preset: str = Field("ultrafast", description="libx264 preset of transcoding.")
 
 
+class ConsultationSettings(BaseModel):
+    """Remote video consultations (远程会商): room limits, invitations, recordings."""
+
+    max_participants: int = Field(
+        9, ge=2, description="Participants allowed per room (host and cameras included)."
+    )
+    max_rooms: int = Field(20, ge=1, description="Open consultation rooms allowed per hub.")
+    max_sdp_bytes: int = Field(65536, description="Largest accepted SDP offer of a participant.")
+    participant_timeout: float = Field(
+        10.0, description="Seconds without media after which a participant is removed as lost."
+    )
+    invite_sms: bool = Field(True, description="Allow SMS invitations to offline invitees.")
+    recordings_dir: Path = Field(
+        PROJECT_ROOT / "var" / "consultations", description="Where room recordings are kept."
+    )
+    record: bool = Field(True, description="Record each room's audio and video.")
+    retention_days: float = Field(30.0, description="Room recordings older than this are deleted.")
+    connect_timeout: float = Field(
+        15.0, description="Seconds a participant's connection has to come up before it is dropped."
+    )
+    force_transcode: bool = Field(
+        False,
+        description="Decode and re-encode every participant's video instead of forwarding it"
+        " (benchmarks); cameras in other profiles are transcoded regardless.",
+    )
+
+
 class Settings(BaseSettings):
     """All hub settings."""
 
@@ -416,6 +443,7 @@ class Settings(BaseSettings):
     citymgmt: CitymgmtSettings = Field(default_factory=CitymgmtSettings)
     cameras: CameraSettings = Field(default_factory=CameraSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    consultations: ConsultationSettings = Field(default_factory=ConsultationSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -301,6 +301,9 @@ CASE_EVENTS: dict[str, type[CaseEvent]] = {
         _case_event("updated", "The owning external system updated a case's details."),
         _case_event("due_soon", "A case nears its time limit (yellow 督办 alert)."),
         _case_event("overdue", "A case is past its time limit (red 督办 alert)."),
+        _case_event("consult_started", "A video consultation about the case began (远程会商)."),
+        _case_event("consult_ended", "A video consultation about the case ended."),
+        _case_event("consult_recorded", "A consultation about the case left recordings."),
     )
 }
 """Case event classes by type; ``case.<past tense of the action>``."""
@@ -373,6 +376,96 @@ class CameraRecordingDone(EventData):
     error: str | None = Field(None, max_length=500, description="Why it failed.")
 
 
+class ConsultationInvited(EventData):
+    """An invitation to a consultation room (远程会商邀请), on the invitee's ``user:<id>``."""
+
+    type: ClassVar[str] = "consultation.invited"
+    summary: ClassVar[str] = "The user was invited to a consultation (on user:<id> only)."
+
+    consultation_id: str
+    title: str = Field(max_length=200)
+    host: str = Field(description="The host's user id.")
+    host_name: str = ""
+    case_id: str | None = None
+    invited_by: str
+
+
+class RoomEvent(EventData):
+    """Base of the events of a consultation room, published on ``room:<id>`` only."""
+
+    consultation_id: str
+
+
+def _room_event(event: str, summary: str, /, **fields: Any) -> type[RoomEvent]:
+    annotations = {name: spec[0] for name, spec in fields.items()}
+    namespace: dict[str, Any] = {name: spec[1] for name, spec in fields.items()}
+    namespace.update(
+        __annotations__=annotations,
+        type=f"consultation.{event}",
+        summary=summary,
+        __doc__=summary,
+        __module__=__name__,
+    )
+    name = "Room" + event.title().replace("_", "")
+    return type(name, (RoomEvent,), namespace)
+
+
+_REQUIRED = Field(...)
+_PARTICIPANT = ("str", Field(description="A user id, or camera:<id> for a camera."))
+ROOM_EVENTS: dict[str, type[RoomEvent]] = {
+    cls.type: cls
+    for cls in (
+        _room_event(
+            "participant_invited", "A user was invited to the room.",
+            participant_id=_PARTICIPANT, invited_by=("str", _REQUIRED),
+        ),
+        _room_event(
+            "participant_answered", "An invitee accepted or declined.",
+            participant_id=_PARTICIPANT, accepted=("bool", _REQUIRED),
+        ),
+        _room_event(
+            "participant_joined", "A participant's media joined the room.",
+            participant_id=_PARTICIPANT, kind=("Literal['user', 'camera']", _REQUIRED),
+        ),
+        _room_event(
+            "participant_left", "A participant left: left, removed, lost or ended.",
+            participant_id=_PARTICIPANT,
+            reason=("Literal['left', 'removed', 'lost', 'ended']", _REQUIRED),
+        ),
+        _room_event(
+            "muted", "A participant's audio or video was muted or unmuted.",
+            participant_id=_PARTICIPANT, kind=("Literal['audio', 'video']", _REQUIRED),
+            muted=("bool", _REQUIRED), by=("str", _REQUIRED),
+        ),
+        _room_event(
+            "host_changed", "The host handed the room over.",
+            host=("str", _REQUIRED), previous=("str", _REQUIRED), by=("str", _REQUIRED),
+        ),
+        _room_event(
+            "camera_added", "A camera became a participant of the room.",
+            participant_id=_PARTICIPANT, camera_id=("str", _REQUIRED), by=("str", _REQUIRED),
+        ),
+        _room_event(
+            "camera_removed", "A camera was taken out of the room.",
+            participant_id=_PARTICIPANT, camera_id=("str", _REQUIRED), by=("str", _REQUIRED),
+        ),
+        _room_event(
+            "active_speaker", "The media plane detected a new active speaker.",
+            participant_id=_PARTICIPANT,
+        ),
+        _room_event(
+            "slots", "Which remote source plays in which receive slot changed.",
+            slots=("dict[str, Any]", _REQUIRED),
+        ),
+        _room_event(
+            "ended", "The host ended the consultation.",
+            by=("str", _REQUIRED), recordings=("int", Field(0, ge=0)),
+        ),
+    )
+}  # fmt: skip
+"""Room event classes by type: ``consultation.<kind>`` on ``room:<id>``."""
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.type: cls
     for cls in (
@@ -397,9 +490,11 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CameraAlarm,
         CameraChanged,
         CameraRecordingDone,
+        ConsultationInvited,
     )
 }
 EVENT_TYPES.update(CASE_EVENTS)
+EVENT_TYPES.update(ROOM_EVENTS)
 
 
 class EventValidationError(ValueError):

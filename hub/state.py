@@ -15,6 +15,8 @@ from hub.cameras.registry import CameraRegistry
 from hub.cases.deadlines import DeadlineSweeper
 from hub.cases.service import CaseService
 from hub.config import Settings
+from hub.consultations.contract import RoomMedia
+from hub.consultations.service import ConsultationService
 from hub.db.outbox import OutboxRelay
 from hub.gateway.service import Gateway
 from hub.locations.service import LocationService
@@ -71,6 +73,9 @@ class Hub:
     streams: StreamManager | None = None
     recordings: RecordingService | None = None
     ptz: PtzPool | None = None
+    consultations: ConsultationService | None = None
+    consultation_media: RoomMedia | None = None
+    """The consultation media plane, when one is installed (else NoMedia: 503 for media)."""
 
 
 HUB = web.AppKey("hub", Hub)

@@ -110,7 +110,8 @@ async def _truncate(url: str) -> None:
                 " positions, latest_positions, workers, notice_recipients, notices,"
                 " sms_match_keys, sms_parts, sms_messages, sms_inbound,"
                 " citymgmt_deliveries, citymgmt_cursors,"
-                " case_entries, case_attachments, cases, case_counters, cameras, recordings"
+                " case_entries, case_attachments, cases, case_counters, cameras, recordings,"
+                " consultation_recordings, consultation_participants, consultations"
             )
         )
     await engine.dispose()

@@ -21,6 +21,7 @@ from hub.api import (
     cameras,
     case_stats,
     cases,
+    consultations,
     directory,
     notices,
     workers,
@@ -178,6 +179,7 @@ OPERATIONS: dict[RouteKey, Operation] = {
     **camera_media.OPERATIONS,
     **camera_recordings.OPERATIONS,
     **camera_ptz.OPERATIONS,
+    **consultations.OPERATIONS,
 }
 
 

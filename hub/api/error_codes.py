@@ -203,6 +203,57 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "camera.ptz_rate_limited": ErrorCode(
         429, "Too many moves of this camera in a second; send fewer (stop is never limited)."
     ),
+    # -- consultations (远程会商) -----------------------------------------------------------
+    "consultation.invalid": ErrorCode(422, "The request does not match the schema (see details)."),
+    "consultation.not_found": ErrorCode(
+        404, "No such consultation, or the caller is not one of its members."
+    ),
+    "consultation.ended": ErrorCode(409, "The consultation has ended."),
+    "consultation.not_host": ErrorCode(403, "Only the room's host may do this."),
+    "consultation.not_invited": ErrorCode(
+        403, "The caller declined or was removed: only invited participants may join."
+    ),
+    "consultation.invalid_state": ErrorCode(
+        409, "The invitation cannot be answered so now (e.g. the host, or already joined)."
+    ),
+    "consultation.target_outside_scope": ErrorCode(
+        403,
+        "An invitee lies outside the host's reach (users: subtree or above; org nodes: subtree).",
+    ),
+    "consultation.unknown_target": ErrorCode(422, "An invitee does not exist (see details)."),
+    "consultation.room_full": ErrorCode(
+        409, "The room would hold more participants (cameras included) than allowed."
+    ),
+    "consultation.too_many_rooms": ErrorCode(
+        429, "The hub already runs as many open consultations as allowed; end one first."
+    ),
+    "consultation.participant_not_found": ErrorCode(
+        404, "No such participant in the room (or it was removed or declined)."
+    ),
+    "consultation.cannot_remove_host": ErrorCode(
+        409, "The host cannot be removed; hand the room over first."
+    ),
+    "consultation.invalid_host": ErrorCode(
+        409, "The new host must be a user participant who accepted or joined."
+    ),
+    "consultation.not_joined": ErrorCode(409, "The caller has not joined the room's media."),
+    "consultation.session_not_found": ErrorCode(404, "No such WHIP session of the caller."),
+    "consultation.offer_too_large": ErrorCode(
+        413, "The SDP offer (or fragment) is over `HUB_CONSULTATIONS__MAX_SDP_BYTES`."
+    ),
+    "consultation.bad_sdp": ErrorCode(400, "The SDP offer or fragment is not usable."),
+    "consultation.codec_unsupported": ErrorCode(
+        422, "The offer has no codec the room can forward."
+    ),
+    "consultation.media_unavailable": ErrorCode(
+        503, "The consultation media plane is not running or not reachable; retry later."
+    ),
+    "consultation.no_session": ErrorCode(
+        404, "The media plane has no session of the room (join before trickling ICE)."
+    ),
+    "consultation.recording_not_found": ErrorCode(
+        404, "No such recording of the room, or its file is gone."
+    ),
 }
 
 BEARER_CODES = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")

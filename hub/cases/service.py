@@ -53,7 +53,8 @@ PAST = {
     "assign": "assigned", "start": "started", "feed_back": "fed_back", "close": "closed",
     "return": "returned", "evaluate": "evaluated", "escalate": "escalated",
     "supervise": "supervised", "update": "updated", "due_soon": "due_soon",
-    "overdue": "overdue",
+    "overdue": "overdue", "consult_start": "consult_started", "consult_end": "consult_ended",
+    "consult_record": "consult_recorded",
 }  # fmt: skip
 """Timeline action → event type suffix (``case.<past>``)."""
 PERSONAL = frozenset({"assign", "return", "supervise", "due_soon", "overdue"})

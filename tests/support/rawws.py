@@ -183,6 +183,14 @@ class RawClient:
             self._backlog.append(message)
         return list(self._backlog)
 
+    def discard(self, predicate: Callable[[Message], bool]) -> int:
+        """Forget received, unconsumed messages matching ``predicate``; how many."""
+        self.pending()
+        kept = [m for m in self._backlog if not predicate(m)]
+        dropped = len(self._backlog) - len(kept)
+        self._backlog[:] = kept
+        return dropped
+
     async def next_ping(self, timeout: float = WAIT) -> None:
         """Wait for a server ping that arrives after this call."""
         waiter = asyncio.get_running_loop().create_future()

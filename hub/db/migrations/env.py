@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import adapters.citymgmt.models  # noqa: F401  (registers the adapter's tables)
+import hub.consultations.models  # noqa: F401  (registers the consultation tables)
 from hub.db.engine import make_engine
 from hub.db.models import Base
 

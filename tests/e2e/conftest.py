@@ -15,6 +15,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 from sqlalchemy import update
 
+from hub.consultations.media import ConsultationMedia
 from hub.db.models import Camera
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 from tests.support.hubs import REPO
@@ -195,3 +196,20 @@ async def camera_browser(chromium: str) -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest.fixture
+async def consultation_hub(sqlite_backend: Backend, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    """A console hub whose consultation rooms have the hub's real media plane (aiortc),
+    recording under tmp."""
+    settings = backend_settings(
+        sqlite_backend,
+        locations={"live_interval": LIVE_INTERVAL},
+        consultations={"recordings_dir": tmp_path / "consultations"},
+    )
+    running = await start_hub(settings)
+    assert isinstance(running.hub.consultation_media, ConsultationMedia)
+    try:
+        yield running
+    finally:
+        await running.server.close()

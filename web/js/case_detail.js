@@ -16,9 +16,13 @@ import { onLangChange, t } from "./i18n.js";
 
 /**
  * The detail overlay in `overlay` (a hidden element). Options: {token, claims, orgName(path),
- * categories() (the panel's category index), onCase(kase) after an action succeeded}.
+ * categories() (the panel's category index), onCase(kase) after an action succeeded,
+ * onConsult(kase) to start a video consultation about the case (none: no button)}.
  */
-export function createCaseDetail(overlay, { token, claims, orgName, categories, onCase }) {
+export function createCaseDetail(
+  overlay,
+  { token, claims, orgName, categories, onCase, onConsult = null },
+) {
   const api = caseApi(token);
   const images = new Map(); // attachment id -> object URL
   let current = null; // the case detail shown
@@ -35,7 +39,11 @@ export function createCaseDetail(overlay, { token, claims, orgName, categories, 
   const state = el("span", "badge");
   const closeButton = el("button", "ghost case-close");
   closeButton.type = "button";
-  head.append(title, state, closeButton);
+  // Opens the consultation dialog about this case (hidden for who may not host one).
+  const consultButton = el("button", "ghost small case-consult");
+  consultButton.type = "button";
+  consultButton.addEventListener("click", () => current && onConsult?.(current));
+  head.append(title, state, consultButton, closeButton);
   const error = el("p", "case-error");
   error.setAttribute("role", "alert");
   error.hidden = true;
@@ -205,6 +213,8 @@ export function createCaseDetail(overlay, { token, claims, orgName, categories, 
 
   function render() {
     closeButton.textContent = t("case.close");
+    consultButton.textContent = t("case.consult");
+    consultButton.hidden = !current || !onConsult;
     actionsHead.textContent = t("case.section.actions");
     timelineHead.textContent = t("case.section.timeline");
     filesHead.textContent = t("case.section.attachments");

@@ -94,6 +94,30 @@ export function connectLive({
       const result = await client.rpc(method, data);
       return result.data;
     },
+    /**
+     * Subscribe to one more channel (e.g. a consultation room's room:<id>). Resolves once
+     * subscribed; the returned function unsubscribes. onPublication(envelope) per event.
+     */
+    subscribe(extra, onPublication) {
+      const existing = client.getSubscription(extra);
+      if (existing) client.removeSubscription(existing);
+      const room = client.newSubscription(extra);
+      room.on("publication", (ctx) => {
+        if (ctx.data && typeof ctx.data === "object") onPublication(ctx.data);
+      });
+      const stop = () => {
+        room.removeAllListeners?.();
+        client.removeSubscription(room);
+      };
+      room.subscribe();
+      return room.ready().then(
+        () => stop,
+        (err) => {
+          stop();
+          throw err;
+        },
+      );
+    },
     close() {
       client.removeAllListeners?.();
       client.disconnect();

@@ -16,6 +16,7 @@ import {
 } from "./auth.js";
 import { createCameras } from "./cameras.js";
 import { createCasesPanel } from "./cases.js";
+import { createConsultations, mayHost } from "./consultations.js";
 import { createFeed } from "./feed.js";
 import { el } from "./format.js";
 import { applyStatic, getLang, onLangChange, setLang, t } from "./i18n.js";
@@ -64,6 +65,7 @@ function stopSession() {
   session.caseMarkers?.destroy();
   session.cameras?.destroy();
   session.stats?.destroy();
+  session.consultations?.destroy();
   session.stopped = true;
   showTab("console");
   $("views").hidden = true;
@@ -77,11 +79,12 @@ function authFailed(reason) {
   showSignIn(reason === "expired" ? "auth.expired" : "auth.invalid");
 }
 
-/** Show the console ("console") or the statistics page ("stats"). */
+/** Show the console ("console"), the statistics ("stats") or the consultations page. */
 function showTab(tab) {
   document.body.dataset.tab = tab;
   $("console-view").hidden = tab !== "console";
   $("stats-view").hidden = tab !== "stats";
+  $("consultations-view").hidden = tab !== "consultations";
   for (const button of $("views").querySelectorAll("[data-tab]")) {
     button.setAttribute("aria-pressed", String(button.dataset.tab === tab));
   }
@@ -142,6 +145,7 @@ async function loadGrids(current) {
     current.feed.refresh();
     current.cases.refresh();
     current.cameras.refresh();
+    current.consultations.refresh();
   } catch (err) {
     if (!current.stopped) apiFailed(err, "map.load_failed", current.map.showMessage);
   }
@@ -193,6 +197,13 @@ function startCases(current) {
     orgName,
     categories,
     onCase: (kase) => current.cases.update(kase),
+    onConsult: mayHost(claims)
+      ? (kase) => {
+          current.caseDetail.close();
+          showTab("consultations");
+          current.consultations.startFor({ case_id: kase.id, title: `${kase.number} ${kase.title}` });
+        }
+      : null,
   });
   current.caseForm = createReportForm($("case-report"), {
     token,
@@ -224,8 +235,38 @@ function startCases(current) {
       },
       { token, claims, orgName, categories },
     );
-    $("views").hidden = false;
   }
+}
+
+/** Remote video consultations (远程会商): every user may be invited, so the tab is always on. */
+function startConsultations(current) {
+  current.consultations = createConsultations(
+    {
+      list: $("consult-list"),
+      empty: $("consult-empty"),
+      count: $("consult-count"),
+      error: $("consult-error"),
+      createButton: $("consult-create-open"),
+      room: $("consult-room"),
+      dialog: $("consult-create"),
+      invites: $("consult-invites"),
+    },
+    {
+      token: current.token,
+      claims: current.claims,
+      rpc: (method, data) => current.live.rpc(method, data),
+      subscribe: (channel, onEnvelope) =>
+        current.live.subscribe(channel, (envelope) => {
+          if (!current.stopped) onEnvelope(envelope);
+        }),
+      orgName: (path) => current.map?.orgName(path) ?? path,
+      profileName: () => current.profile?.name ?? null,
+      onShow: () => showTab("consultations"),
+      onAuthFailure: (err) => authFailed(err.expired ? "expired" : "invalid"),
+    },
+  );
+  $("tab-stats").hidden = !current.stats;
+  $("views").hidden = false;
 }
 
 function applyCaseEvent(current, envelope) {
@@ -280,6 +321,7 @@ function start(token) {
     rpc: (method, data) => current.live.rpc(method, data),
   });
   startCases(current);
+  startConsultations(current);
   current.cameras = createCameras(
     {
       tbody: $("cameras").tBodies[0],
@@ -318,6 +360,7 @@ function start(token) {
         current.cases.reload();
         current.caseMarkers.reload();
         current.cameras.reload();
+        current.consultations.reload();
       }
     },
     onPublication: (envelope) => {
@@ -342,6 +385,7 @@ function start(token) {
     onPersonal: (envelope) => {
       if (current.stopped) return;
       current.notices.apply(envelope);
+      current.consultations.apply(envelope);
       applyCaseEvent(current, envelope);
     },
   });

@@ -202,6 +202,9 @@ async def test_three_participants_get_each_others_media_relayed_without_decoding
         assert matches(viewer, source), (viewer.name, source.name)
     # Nothing reaches the receive-only participant's own slot list but the two senders.
     assert not watcher.from_source(watcher.name)
+    # Both senders play a loud tone: one of them is reported speaking; the watcher never is.
+    speaker = await room_event(host_ws, room_id, "consultation.active_speaker")
+    assert speaker["participant_id"] in (host.name, leader.name)
 
     counters = media.counters
     assert counters.frames_forwarded > 0 and counters.frames_received > 0

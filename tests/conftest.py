@@ -111,6 +111,7 @@ async def _truncate(url: str) -> None:
                 " sms_match_keys, sms_parts, sms_messages, sms_inbound,"
                 " citymgmt_deliveries, citymgmt_cursors,"
                 " case_entries, case_attachments, cases, case_counters, cameras, recordings,"
+                " case_org_tallies, case_assignee_tallies, case_tally_keys, case_tally_marks,"
                 " consultation_recordings, consultation_participants, consultations"
             )
         )

@@ -1,11 +1,11 @@
 """Case statistics for leaders (考核): counts by state, category, tier and org, on-time
 closure rates, rankings of orgs and assignees, average satisfaction.
 
-Two grouped queries over the cases created in ``[since, until)`` inside an org subtree: a
-small cube (state × category root × tier × org prefix at the breakdown level × on_time)
-and one per (assignee, state, on_time). Everything else is rolled up in Python from those
-few hundred or thousand rows: the cost is two scans of the matching cases, not one query
-per org or category.
+Whole UTC months of the range are read from the monthly tallies (hub/cases/tallies.py,
+brought up to date first); only the partial months at its edges are counted from the cases
+themselves. Both give grouped rows — (state, category root, tier, org, on_time) and
+(assignee, state, on_time) — that are rolled up in Python: the cost is a few thousand
+tally rows per month plus the edge days, not a scan of every case in the range.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Executable, SQLColumnExpression, and_, func, select
+from sqlalchemy import Executable, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from hub.cases import tallies
 from hub.cases.lifecycle import State
-from hub.db.models import Case, OrgNode, User
+from hub.db.models import Case, CaseAssigneeTally, CaseOrgTally, OrgNode, User
 from hub.db.paths import in_subtree
 from hub.org.seed import LEVELS
 
@@ -38,19 +39,6 @@ _Counts = tuple[int, int, int, int, int]
 def level_depth(level: str) -> int:
     """Number of path segments of an org node at ``level`` (district = 1)."""
     return LEVELS.index(level) + 1
-
-
-def org_prefix(column: SQLColumnExpression[str], depth: int, dialect: str) -> ColumnElement[str]:
-    """The first ``depth`` dotted segments of ``column`` (the whole path if shorter), in SQL."""
-    if dialect == "postgresql":
-        parts = [func.split_part(column, ".", n) for n in range(1, depth + 1)]
-        return func.rtrim(func.concat_ws(".", *parts), ".")
-    # SQLite has no split_part: find the depth-th dot of ``path || '.'`` step by step.
-    padded = column + "."
-    end: ColumnElement[int] = func.instr(padded, ".")
-    for _ in range(depth - 1):
-        end = end + func.instr(func.substr(padded, end + 1), ".")
-    return func.substr(padded, 1, end - 1)
 
 
 class Tally(BaseModel):
@@ -142,40 +130,23 @@ class _Sum:
         )
 
 
-def _cube(where: ColumnElement[bool], depth: int, dialect: str) -> Executable:
-    """Counts per (state, category root, tier, org prefix, on_time).
-
-    The inner query groups by plain columns only (cheap to hash, nothing computed per
-    row); the prefix is taken on its few thousand rows. Closed and on-time counts come
-    from the state and on_time keys rather than CASE sums, which cost more per row.
-    """
-    inner = (
+def _cube(where: ColumnElement[bool]) -> Executable:
+    """Counts per (state, category root, tier, org, on_time) of the cases matching."""
+    keys = (Case.state, Case.category_root, Case.tier, Case.org, Case.on_time)
+    return (
         select(
-            Case.state,
-            Case.category_root,
-            Case.tier,
-            Case.org,
-            Case.on_time,
+            *keys,
             func.count().label("n"),
             func.sum(Case.satisfaction).label("score"),
             func.count(Case.satisfaction).label("rated"),
         )
         .where(where)
-        .group_by(Case.state, Case.category_root, Case.tier, Case.org, Case.on_time)
-        .subquery()
+        .group_by(*keys)
     )
-    prefix = org_prefix(inner.c.org, depth, dialect).label("prefix")
-    keys = (inner.c.state, inner.c.category_root, inner.c.tier, prefix, inner.c.on_time)
-    return select(
-        *keys,
-        func.sum(inner.c.n).label("n"),
-        func.sum(inner.c.score).label("score"),
-        func.sum(inner.c.rated).label("rated"),
-    ).group_by(*keys)
 
 
 def _per_assignee(where: ColumnElement[bool]) -> Executable:
-    """Counts per (assignee, state, on_time) of the assigned cases."""
+    """Counts per (assignee, state, on_time) of the assigned cases matching."""
     keys = (Case.assignee, Case.state, Case.on_time)
     return (
         select(
@@ -189,10 +160,69 @@ def _per_assignee(where: ColumnElement[bool]) -> Executable:
     )
 
 
-def _split(state: str, on_time: bool | None, n: int, score: int | None, rated: int) -> _Counts:
+def prefix(org: str, depth: int) -> str:
+    """The first ``depth`` dotted segments of an org path (the whole path if shorter)."""
+    return ".".join(org.split(".")[:depth])
+
+
+@dataclass
+class _Rows:
+    """Grouped rows: per (org, state, on_time); per category root; per tier; per
+    (assignee, state, on_time). Cube rows of the cases serve as all of the first three."""
+
+    orgs: list[Any]
+    categories: list[Any]
+    tiers: list[Any]
+    assigned: list[Any]
+
+
+async def _grouped(session: AsyncSession, root: str, since: datetime, until: datetime) -> _Rows:
+    """The grouped rows of ``[since, until)`` in ``root``'s subtree: whole months from the
+    tallies, the edges from the cases."""
+    await tallies.refresh(session)
+    await session.commit()  # the refresh's lock is held no longer than it takes
+    months = tallies.whole_months(since, until)
+    edges = [(since, until)]
+    rows = _Rows([], [], [], [])
+    if months is not None:
+        first, end = months
+        edges = [(a, b) for a, b in ((since, first), (end, until)) if a < b]
+        inside = [in_subtree(CaseOrgTally.org, root)]
+        if session.get_bind().dialect.name == "postgresql":
+            parts = {
+                tallies.ORG_PART: rows.orgs,
+                tallies.CATEGORY_PART: rows.categories,
+                tallies.TIER_PART: rows.tiers,
+            }
+            for row in await session.execute(tallies.marginals(first, end, inside)):
+                parts[row.part].append(row)
+        else:  # SQLite has no GROUPING SETS: one query per marginal
+            for target, keys in (
+                (rows.orgs, ("org", "state", "on_time")),
+                (rows.categories, ("category_root",)),
+                (rows.tiers, ("tier",)),
+            ):
+                target += await session.execute(tallies.org_rows(first, end, inside, keys))
+        rows.assigned += await session.execute(
+            tallies.assignee_rows(first, end, [in_subtree(CaseAssigneeTally.org, root)])
+        )
+    for a, b in edges:
+        where = and_(Case.created_at >= a, Case.created_at < b, in_subtree(Case.org, root))
+        cube = list(await session.execute(_cube(where)))
+        rows.orgs += cube
+        rows.categories += cube
+        rows.tiers += cube
+        rows.assigned += await session.execute(_per_assignee(where))
+    return rows
+
+
+def _split(
+    state: str, on_time: bool | int | None, n: int, score: int | None, rated: int
+) -> _Counts:
     """A grouped row as (total, closed, on_time, satisfaction sum, rated)."""
     closed = n if state in CLOSED_STATES else 0
-    return (int(n), int(closed), int(closed if on_time else 0), int(score or 0), int(rated))
+    on = closed if tallies.on_time_flag(on_time) else 0
+    return (int(n), int(closed), int(on), int(score or 0), int(rated))
 
 
 def rank_key(item: Tally, key: str) -> tuple[int, float, int, str]:
@@ -216,25 +246,26 @@ async def case_stats(
 ) -> CaseStats:
     """The statistics of the cases created in ``[since, until)`` in ``root``'s subtree,
     broken down by org at ``level`` (at least ``root``'s own depth)."""
-    dialect = session.get_bind().dialect.name
     depth = max(level_depth(level), root.count(".") + 1)
-    where = and_(Case.created_at >= since, Case.created_at < until, in_subtree(Case.org, root))
+    rows = await _grouped(session, root, since, until)
     overall, by_org = _Sum(), dict[str, _Sum]()
     by_state, by_category, by_tier = dict[str, int](), dict[str, int](), dict[str, int]()
-    for row in await session.execute(_cube(where, depth, dialect)):
+    for row in rows.orgs:
         counts = _split(row.state, row.on_time, row.n, row.score, row.rated)
         overall.add(*counts)
-        by_org.setdefault(row.prefix, _Sum()).add(*counts)
+        by_org.setdefault(prefix(row.org, depth), _Sum()).add(*counts)
         by_state[row.state] = by_state.get(row.state, 0) + counts[0]
-        by_category[row.category_root] = by_category.get(row.category_root, 0) + counts[0]
-        by_tier[row.tier] = by_tier.get(row.tier, 0) + counts[0]
+    for row in rows.categories:
+        by_category[row.category_root] = by_category.get(row.category_root, 0) + int(row.n)
+    for row in rows.tiers:
+        by_tier[row.tier] = by_tier.get(row.tier, 0) + int(row.n)
     names = await _org_names(session, list(by_org))
     orgs = [
         OrgTally(org=org, name=names.get(org), rank=None, **sums.tally().model_dump())
         for org, sums in by_org.items()
     ]
     per_assignee = dict[str, _Sum]()
-    for row in await session.execute(_per_assignee(where)):
+    for row in rows.assigned:
         counts = _split(row.state, row.on_time, row.n, row.score, row.rated)
         per_assignee.setdefault(row.assignee, _Sum()).add(*counts)
     users = await _users(session, list(per_assignee))

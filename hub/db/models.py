@@ -389,7 +389,68 @@ class Case(Base):
             "org",
             "on_time",
         ),
+        Index("ix_cases_updated", "updated_at"),
     )
+
+
+class CaseOrgTally(Base):
+    """Cases created in one UTC month, per (state, category root, tier, org, on_time):
+    the statistics read whole months from here (hub/cases/tallies.py)."""
+
+    __tablename__ = "case_org_tallies"
+
+    month: Mapped[datetime] = mapped_column(TZDateTime, primary_key=True)
+    state: Mapped[str] = mapped_column(String(12), primary_key=True)
+    category_root: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    org: Mapped[str] = mapped_column(String(128), primary_key=True)
+    on_time: Mapped[int] = mapped_column(Integer, primary_key=True)
+    """1 on time, 0 late, -1 not closed (None in cases)."""
+    n: Mapped[int] = mapped_column(Integer)
+    score: Mapped[int] = mapped_column(Integer)
+    rated: Mapped[int] = mapped_column(Integer)
+
+
+class CaseAssigneeTally(Base):
+    """Assigned cases created in one UTC month, per (org, assignee, state, on_time)."""
+
+    __tablename__ = "case_assignee_tallies"
+
+    month: Mapped[datetime] = mapped_column(TZDateTime, primary_key=True)
+    org: Mapped[str] = mapped_column(String(128), primary_key=True)
+    assignee: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12), primary_key=True)
+    on_time: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    score: Mapped[int] = mapped_column(Integer)
+    rated: Mapped[int] = mapped_column(Integer)
+
+
+class CaseTallyKey(Base):
+    """What each case was last counted as in the tallies (so a change is moved, not
+    recounted): its month and grouping keys."""
+
+    __tablename__ = "case_tally_keys"
+
+    case_id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    month: Mapped[datetime] = mapped_column(TZDateTime)
+    state: Mapped[str] = mapped_column(String(12))
+    category_root: Mapped[str] = mapped_column(String(32))
+    tier: Mapped[str] = mapped_column(String(16))
+    org: Mapped[str] = mapped_column(String(128))
+    on_time: Mapped[int] = mapped_column(Integer)
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+
+
+class CaseTallyMark(Base):
+    """How far the tallies have seen case changes (one row)."""
+
+    __tablename__ = "case_tally_marks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seen_until: Mapped[datetime] = mapped_column(TZDateTime)
+    """Cases updated after this (less a lag for late commits) are re-tallied."""
 
 
 class CaseEntry(Base):

@@ -30,7 +30,8 @@ CLOSED = ("closed", "evaluated")
 # 36 grids of d01 (3 streets × 3 communities × 4 grids, config/org_tree.json), 7 root
 # categories, a plausible spread of states; on_time for closed cases (85 % in time),
 # satisfaction for evaluated ones, an assignee once assigned (the grid's worker, or one of
-# the two departments), created at random over 2026.
+# the two departments), created at random over 2026. updated_at is never in the future (the
+# hub stamps it when it writes): the cases created after "now" were loaded an hour ago.
 GENERATE = """
 INSERT INTO cases (id, number, category, category_root, priority, title, description,
     org, tier_org, tier, channel, reporter_kind, reporter_id, reporter_name, state,
@@ -41,7 +42,7 @@ SELECT lpad(g::text, 26, '0'), 'd01-bench-' || lpad(g::text, 8, '0'),
     CASE WHEN state IN ('reported', 'registered', 'rejected') THEN NULL
          WHEN u_who < 0.8 THEN 's' || s || 'c' || c || 'g' || gr || '-worker'
          WHEN u_who < 0.9 THEN 'dept-citymgmt' ELSE 'dept-police' END,
-    '{}', created, created,
+    '{}', created, LEAST(created, now() - interval '1 hour'),
     CASE WHEN state IN ('closed', 'evaluated') THEN created + interval '2 days' END,
     CASE WHEN state IN ('closed', 'evaluated') THEN u_time < 0.85 END,
     CASE WHEN state = 'evaluated' THEN 1 + floor(u_time * 5)::int END,

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
-from hub.db.models import Case
+from hub.db.models import Case, CaseOrgTally, utcnow
 from tests.conftest import RunningHub
 from tests.integration.api.conftest import Api
 from tests.integration.cases.helpers import DEPARTMENT, STREET_LEADER, WORKER, Person
@@ -53,11 +54,11 @@ ROWS: list[Row] = [
 async def add_cases(running_hub: RunningHub, rows: list[Row]) -> None:
     """Insert the cases straight through the ORM."""
     async with running_hub.hub.sessions() as session, session.begin():
-        for n, (key, org, state, root, tier, on_time, score, assignee, at) in enumerate(rows):
+        for key, org, state, root, tier, on_time, score, assignee, at in rows:
             session.add(
                 Case(
                     id=f"{key.upper():0>26}",
-                    number=f"d01-2026-{n + 1:06d}",
+                    number=f"d01-2026-{key}",
                     category=f"{root}.x",
                     category_root=root,
                     priority="normal",
@@ -74,7 +75,7 @@ async def add_cases(running_hub: RunningHub, rows: list[Row]) -> None:
                     assignee=assignee,
                     attributes={},
                     created_at=at,
-                    updated_at=at,
+                    updated_at=utcnow(),  # the hub stamps its writes now
                     closed_at=at + DAY if on_time is not None else None,
                     on_time=on_time,
                     satisfaction=score,
@@ -234,3 +235,34 @@ async def test_bad_requests_are_refused_with_a_code(
 async def test_stats_is_not_taken_for_a_case_id(running_hub: RunningHub, api: Api) -> None:
     body = await stats(api, DISTRICT_LEADER)
     assert body["overall"]["total"] == 0 and body["level"] == "street"
+
+
+async def test_whole_months_are_read_from_tallies_that_follow_case_changes(
+    seeded: RunningHub, api: Api
+) -> None:
+    before = await stats(api, DISTRICT_LEADER, **MARCH)
+    async with seeded.hub.sessions() as session:
+        tallied = await session.scalar(
+            select(func.sum(CaseOrgTally.n)).where(CaseOrgTally.month == FROM)
+        )
+    assert tallied == 10  # March is tallied: the answer above came from the tallies
+    # A case closes and a late report lands in March, as the service writes them (updated
+    # now): the next answer counts both.
+    async with seeded.hub.sessions() as session, session.begin():
+        case = await session.get(Case, f"{'A5':0>26}")
+        assert case is not None
+        case.state, case.on_time, case.updated_at = "closed", True, utcnow()
+    await add_cases(
+        seeded,
+        [("a6", "d01.s01.c01.g01", "reported", "dispute", "community", None, None, None,
+          FROM + 9 * DAY)],
+    )  # fmt: skip
+    async with seeded.hub.sessions() as session, session.begin():
+        late = await session.get(Case, f"{'A6':0>26}")
+        assert late is not None
+        late.updated_at = utcnow()
+    after = await stats(api, DISTRICT_LEADER, **MARCH)
+    assert after["overall"]["total"] == before["overall"]["total"] + 1
+    assert after["overall"]["closed"] == before["overall"]["closed"] + 1
+    assert after["overall"]["on_time"] == before["overall"]["on_time"] + 1
+    assert after["by_state"]["reported"] == before["by_state"]["reported"]  # a5 out, a6 in

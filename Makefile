@@ -63,6 +63,7 @@ bench: install-dev services media
 	$(BIN)/python -m tests.bench.notices
 	$(BIN)/python -m tests.bench.cases
 	$(BIN)/python -m tests.bench.cameras
+	$(BIN)/python -m tests.bench.consultations
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

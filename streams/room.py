@@ -244,7 +244,10 @@ class SlotTrack(MediaStreamTrack):
             return self._packet(item)
 
     def _packet(self, item: MediaPacket) -> av.Packet:  # type: ignore[type-arg]
-        ticks = int(item.pts * item.time_base * self._clock)
+        if item.time_base == self._tb:  # the usual case: no Fraction arithmetic per packet
+            ticks = item.pts
+        else:
+            ticks = int(item.pts * item.time_base * self._clock)
         last, self._last_in = self._last_in, ticks
         step = DEFAULT_STEP[self.kind]
         if last is not None and 0 <= ticks - last <= MAX_GAP_SECONDS * self._clock:

@@ -15,6 +15,7 @@ import structlog
 
 from hub.config import Settings
 from hub.demo.api import DemoApiError, HubApi
+from hub.demo.camera import CAMERA_ID, DemoCamera, start_demo_camera
 from hub.demo.cases import CaseDriver
 from hub.demo.fleet import Broker, DemoBrokerError, PhoneFleet
 from hub.demo.notices import NoticeDriver
@@ -124,8 +125,14 @@ async def run_demo(
             api, people, walkers, rng, say, advance_probability=timings.advance_probability
         )
         notices = NoticeDriver(api, people, rng, say)
+        camera: DemoCamera | None = None
         try:
             admin = _admin(people)
+            if options.camera:
+                camera = await start_demo_camera(
+                    api, admin, walkers, options.media_dir, timings.camera_clip_s
+                )
+                say(_camera_line(camera))
             await cases.load_categories(admin)
             if adopted := await cases.adopt(admin):
                 say(f"接续 {adopted} 件未办结的演示案件")
@@ -157,6 +164,8 @@ async def run_demo(
         except DemoApiError as err:
             raise DemoError(f"hub at {options.url}: {err}") from err
         finally:
+            if camera is not None:
+                await camera.stop()
             await fleet.close()
             summary = DemoSummary(
                 pings=fleet.stats.pings,
@@ -204,6 +213,15 @@ def _status(fleet: PhoneFleet, say: Say) -> Callable[[], Awaitable[None]]:
         say(fleet.summary())
 
     return report
+
+
+def _camera_line(camera: DemoCamera) -> str:
+    if camera.kind == "rtsp":
+        return f"演示摄像头 {CAMERA_ID}：RTSP {camera.source_url}（GStreamer RTSP 服务器）"
+    return (
+        f"演示摄像头 {CAMERA_ID}：文件源 {camera.source_url}"
+        "（未找到 GStreamer RTSP 服务器：apt-get install python3-gi gir1.2-gst-rtsp-server-1.0）"
+    )
 
 
 def _admin(people: People) -> UserSpec:

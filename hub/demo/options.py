@@ -4,6 +4,9 @@ and how often each kind of thing happens."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.config import PROJECT_ROOT
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,8 @@ class DemoTimings:
     """Chance that an earlier case moves one step on a case tick."""
     first_case_delay: float = 3.0
     """Seconds after the start before the first case (phones show up first)."""
+    camera_clip_s: float = 60.0
+    """Length of the demo camera's clip (made once; the camera replays it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +62,7 @@ class DemoOptions:
     timings: DemoTimings = field(default_factory=DemoTimings)
     ready_timeout: float = 60.0
     """Seconds to wait for the hub's /readyz before giving up."""
+    camera: bool = True
+    """Run the demo camera (RTSP if GStreamer's server is installed, else a file source)."""
+    media_dir: Path = PROJECT_ROOT / "var" / "demo"
+    """Where the demo camera's clip is made and kept."""

@@ -1,18 +1,23 @@
 """Fixtures of the end-to-end tests: a hub served in-process and Debian's Chromium driven
-headless by Playwright (no browser download; a missing Chromium fails, never skips)."""
+headless by Playwright (no browser download; a missing Chromium fails, never skips).
+
+No request leaves the machine: every browser context the tests make (through the ``browser``
+and ``camera_browser`` fixtures) routes each request through :class:`NetworkGuard`, which
+aborts any to a host other than the loopback and fails the test at teardown."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 from sqlalchemy import update
 
 from hub.consultations.media import ConsultationMedia
@@ -20,6 +25,15 @@ from hub.db.models import Camera
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 from tests.support.hubs import REPO
 from tests.support.rtsp_server import RtspServer, make_clip
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+"""Screenshots for a human to look at (ignored by git)."""
+FULL_HD = {"width": 1920, "height": 1080}
+"""The viewport of the screenshots of the main views."""
+LAPTOP = {"width": 1366, "height": 768}
+"""The smallest viewport the console must be usable at."""
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
 
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 """The browser the tests drive: Debian's package (``.ci/ensure-chromium`` installs it)."""
@@ -54,15 +68,78 @@ def chromium() -> str:
     return CHROMIUM
 
 
+def is_local(url: str) -> bool:
+    """True for a URL that stays on this machine (loopback host, data:, blob:)."""
+    parts = urlsplit(url)
+    if parts.scheme in LOCAL_SCHEMES:
+        return True
+    return (parts.hostname or "") in LOCAL_HOSTS
+
+
+class NetworkGuard:
+    """Aborts every request of the browser contexts it guards that would leave the machine,
+    and remembers it; the ``network_guard`` fixture fails the test if any did."""
+
+    def __init__(self) -> None:
+        self.blocked: list[str] = []
+
+    async def guard(self, context: BrowserContext) -> BrowserContext:
+        """Route all of ``context``'s requests through the guard."""
+        await context.route("**/*", self._route)
+        return context
+
+    async def _route(self, route: Route) -> None:
+        url = route.request.url
+        if is_local(url):
+            await route.fallback()
+            return
+        self.blocked.append(url)
+        await route.abort("blockedbyclient")
+
+    def take(self) -> list[str]:
+        """The blocked URLs so far, forgetting them (for a test that expects some)."""
+        blocked, self.blocked = self.blocked, []
+        return blocked
+
+
 @pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    """Headless Chromium driven by Playwright (Debian's build: nothing is downloaded)."""
+def network_guard() -> Iterator[NetworkGuard]:
+    """The guard of this test's browser contexts; the test fails if a request tried to leave
+    the machine."""
+    guard = NetworkGuard()
+    yield guard
+    if guard.blocked:
+        pytest.fail(f"requests left the machine (aborted): {guard.blocked}")
+
+
+def _guarded(launched: Browser, guard: NetworkGuard) -> Browser:
+    """``launched`` with ``new_context`` and ``new_page`` going through ``guard``: the one
+    place every page of the tests is made, so none can skip the guard."""
+    new_context: Callable[..., Awaitable[BrowserContext]] = launched.new_context
+
+    async def guarded_context(**kwargs: Any) -> BrowserContext:
+        return await guard.guard(await new_context(**kwargs))
+
+    async def guarded_page(**kwargs: Any) -> Page:
+        context = await guarded_context(**kwargs)
+        return await context.new_page()
+
+    # Assigned on the instance: Playwright has no browser-wide route.
+    setattr(launched, "new_context", guarded_context)  # noqa: B010
+    setattr(launched, "new_page", guarded_page)  # noqa: B010
+    return launched
+
+
+@pytest.fixture
+async def browser(chromium: str, network_guard: NetworkGuard) -> AsyncIterator[Browser]:
+    """Headless Chromium driven by Playwright (Debian's build: nothing is downloaded), every
+    context guarded by ``network_guard``."""
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=chromium, args=["--disable-dev-shm-usage"]
         )
         try:
-            yield launched
+            yield _guarded(launched, network_guard)
         finally:
             await launched.close()
 
@@ -124,14 +201,30 @@ class Console:
     errors: list[str] = field(default_factory=list)
 
 
-async def open_console(browser: Browser, hub: RunningHub, token: str) -> Console:
-    """Open the console signed in with ``token`` (in a fresh browser context)."""
-    context = await browser.new_context(viewport={"width": 1440, "height": 900})
+async def open_console(
+    browser: Browser,
+    hub: RunningHub,
+    token: str,
+    *,
+    viewport: dict[str, int] | None = None,
+    **context_options: Any,
+) -> Console:
+    """Open the console signed in with ``token`` (in a fresh, guarded browser context;
+    1440×900 unless told)."""
+    context = await browser.new_context(
+        viewport=viewport or {"width": 1440, "height": 900}, **context_options
+    )
     page = await context.new_page()
     console = Console(page)
     page.on("pageerror", lambda err: console.errors.append(str(err)))
     await page.goto(f"{hub.url}/?token={token}")
     return console
+
+
+async def screenshot(page: Page, name: str) -> None:
+    """Keep a screenshot under tests/artifacts/ (ignored by git) for a human to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / name)
 
 
 @pytest.fixture(scope="session")
@@ -179,7 +272,7 @@ async def camera_hub(
 
 
 @pytest.fixture
-async def camera_browser(chromium: str) -> AsyncIterator[Browser]:
+async def camera_browser(chromium: str, network_guard: NetworkGuard) -> AsyncIterator[Browser]:
     """Headless Chromium for live video, with fake media devices. Its host ICE candidates
     stay hidden behind mDNS names as in any user's browser: the hub learns the address from
     the browser's connectivity checks."""
@@ -193,7 +286,7 @@ async def camera_browser(chromium: str) -> AsyncIterator[Browser]:
             ],
         )
         try:
-            yield launched
+            yield _guarded(launched, network_guard)
         finally:
             await launched.close()
 

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.conftest import RunningHub
-from tests.e2e.conftest import Console
+from tests.e2e.conftest import Console, screenshot
+from tests.e2e.conftest import open_console as shared_open_console
 from tests.e2e.test_cases import DISPATCHER, GRID, WORKER, WORKER_ID, act, call, report
-from tests.support.hubs import REPO, token
+from tests.support.hubs import token
 from tests.support.phones import inside
 
-ARTIFACTS = REPO / "tests" / "artifacts"
 TIMEZONE = "Asia/Shanghai"
 """The browser's time zone: the page's dates are local days, sent with their offset."""
 STATS_DAYS = 30
@@ -30,21 +30,9 @@ BLUE, ORANGE, RED = "rgb(63, 167, 255)", "rgb(255, 159, 28)", "rgb(255, 77, 79)"
 
 async def open_console(browser: Browser, hub: RunningHub, bearer: str) -> Console:
     """The console signed in with ``bearer``, in a browser on China Standard Time."""
-    context = await browser.new_context(
-        viewport={"width": 1440, "height": 900}, timezone_id=TIMEZONE
-    )
-    page = await context.new_page()
-    console = Console(page)
-    page.on("pageerror", lambda err: console.errors.append(str(err)))
-    await page.goto(f"{hub.url}/?token={bearer}")
-    await expect(page.locator("body")).to_have_attribute("data-subscription", "subscribed")
+    console = await shared_open_console(browser, hub, bearer, timezone_id=TIMEZONE)
+    await expect(console.page.locator("body")).to_have_attribute("data-subscription", "subscribed")
     return console
-
-
-async def screenshot(page: Page, name: str) -> None:
-    """Keep a screenshot under tests/artifacts/ (ignored by git) for a human to look at."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=ARTIFACTS / name)
 
 
 def marker(page: Page, case_id: str) -> Locator:

@@ -1,19 +1,23 @@
 """``hub demo`` drives a real hub through its public interfaces only: phones over MQTT (the
-shared Mosquitto, under a per-test topic prefix), cases and notices over REST. What it does
-is observed as the console would: live events on ``org:d01``, the street leaders' personal
-channels, and the REST API."""
+shared Mosquitto, under a per-test topic prefix), cases, notices and its camera over REST.
+What it does is observed as the console would: live events on ``org:d01``, the street
+leaders' personal channels, and the REST API (a snapshot of the demo camera)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
 from hub.demo import DemoOptions, DemoSummary, DemoTimings, run_demo
+from hub.demo.camera import CAMERA_ID
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 from tests.integration.locations.helpers import unique_mqtt
 from tests.integration.mqtt.helpers import SHARED_URL, forget_session
@@ -40,6 +44,9 @@ FAST = DemoTimings(
     advance_probability=0.8,
     first_case_delay=0.0,
 )
+CAMERA_CLIP_S = 4.0
+"""The demo camera's clip in these tests: short to make, long enough for a snapshot."""
+ADMIN = ("admin", "d01", ["admin"])
 BEYOND_REPORTED = frozenset({"assigned", "handling", "fed_back", "closed", "evaluated"})
 
 
@@ -102,6 +109,7 @@ async def test_demo_drives_phones_cases_and_notices_through_the_real_interfaces(
         seed=7,
         timings=FAST,
         ready_timeout=10.0,
+        camera=False,  # the camera has its own test below
     )
     lines: list[str] = []
     stop = asyncio.Event()
@@ -152,6 +160,7 @@ async def test_demo_stops_cleanly_when_cancelled(demo_hub: RunningHub) -> None:
         workers=2,
         seed=1,
         timings=FAST,
+        camera=False,
     )
     demo = asyncio.ensure_future(run_demo(settings, options, say=lambda _: None))
     try:
@@ -166,3 +175,62 @@ async def test_demo_stops_cleanly_when_cancelled(demo_hub: RunningHub) -> None:
             await demo
         await console.client.disconnect()
     assert demo.cancelled()
+
+
+@pytest.fixture(scope="module")
+def demo_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the demo camera's clip is made (once for the module)."""
+    return tmp_path_factory.mktemp("demo-media")
+
+
+async def _camera_registered(console: Subscriber) -> None:
+    """Until ``org:d01`` announces a change of the demo camera."""
+    while True:
+        envelope = (await next_item(console.recorder.publications, WAIT)).pub.data
+        if envelope["type"].startswith("camera.") and envelope["subject"] == CAMERA_ID:
+            return
+
+
+async def test_demo_serves_a_camera_over_rtsp_that_the_hub_opens_and_stops_it_after(
+    demo_hub: RunningHub, demo_media: Path
+) -> None:
+    settings = demo_hub.hub.settings
+    console = await subscribe(demo_hub.ws_url, token(*DISTRICT), "org:d01")
+    options = DemoOptions(
+        url=demo_hub.url,
+        mqtt_url=SHARED_URL,
+        topic_prefix=settings.mqtt.topic_prefix,
+        workers=2,
+        seed=3,
+        timings=replace(FAST, camera_clip_s=CAMERA_CLIP_S),
+        media_dir=demo_media,
+    )
+    lines: list[str] = []
+    stop = asyncio.Event()
+    demo = asyncio.ensure_future(run_demo(settings, options, say=lines.append, stop=stop))
+    headers = {"Authorization": f"Bearer {token(*ADMIN)}"}
+    try:
+        await asyncio.wait_for(_camera_registered(console), WAIT)
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.get(f"{demo_hub.url}/api/v1/cameras/{CAMERA_ID}") as resp:
+                assert resp.status == 200
+                camera = await resp.json()
+            snapshot = f"{demo_hub.url}/api/v1/cameras/{CAMERA_ID}/snapshot.jpg"
+            async with http.get(snapshot) as resp:
+                assert resp.status == 200, await resp.text()
+                assert resp.content_type == "image/jpeg"
+                assert (await resp.read())[:2] == b"\xff\xd8"
+    finally:
+        stop.set()
+        await asyncio.wait_for(demo, 15)
+        await console.client.disconnect()
+
+    # GStreamer's RTSP server is installed here (.ci/ensure-media): the demo used it, said
+    # so, and stopped it with the demo.
+    source = urlsplit(camera["source_url"])
+    assert source.scheme == "rtsp" and source.hostname == "127.0.0.1", camera
+    assert any(f"RTSP {camera['source_url']}" in line for line in lines), lines
+    assert (demo_media / f"camera-{CAMERA_CLIP_S:g}s.mp4").is_file()
+    with pytest.raises(OSError):
+        _, writer = await asyncio.open_connection("127.0.0.1", source.port)
+        writer.close()

@@ -23,6 +23,7 @@ import { applyStatic, getLang, onLangChange, setLang, t } from "./i18n.js";
 import { connectLive } from "./live.js";
 import { createWorkerMap } from "./map.js";
 import { createNoticePopups } from "./notices.js";
+import { createTrackPlayback } from "./track.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -64,6 +65,7 @@ function stopSession() {
   session.caseAlerts?.destroy();
   session.caseMarkers?.destroy();
   session.cameras?.destroy();
+  session.track?.destroy();
   session.stats?.destroy();
   session.consultations?.destroy();
   session.stopped = true;
@@ -311,6 +313,30 @@ function start(token) {
     {
       lookupWorker: (id) => getJson(`/api/v1/workers/${encodeURIComponent(id)}`, token),
       onNamesChanged: () => current.feed?.refresh(),
+      onWorkerPick: (id) => current.track?.open(id),
+    },
+  );
+  current.track = createTrackPlayback(
+    {
+      bar: $("track-bar"),
+      open: $("track-open"),
+      close: $("track-close"),
+      form: $("track-form"),
+      worker: $("track-worker"),
+      from: $("track-from"),
+      to: $("track-to"),
+      play: $("track-play"),
+      speed: $("track-speed"),
+      slider: $("track-slider"),
+      time: $("track-time"),
+      summary: $("track-summary"),
+      message: $("track-message"),
+    },
+    {
+      token,
+      overlay: current.map.overlay,
+      workers: () => current.map.workerList(),
+      onAuthFailure: (err) => authFailed(err.expired ? "expired" : "invalid"),
     },
   );
   current.feed = createFeed(

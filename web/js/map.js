@@ -20,9 +20,10 @@ function statusOf(worker) {
 /**
  * The map panel. `elements`: {svg, wrap, tooltip, message, tbody, count, empty}.
  * `lookupWorker(id)` resolves to {name, grid} for a worker first heard of live;
- * `onNamesChanged()` is called when it did.
+ * `onNamesChanged()` is called when it did; `onWorkerPick(id)` when a worker's dot or row is
+ * clicked (track playback).
  */
-export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
+export function createWorkerMap(elements, { lookupWorker, onNamesChanged, onWorkerPick }) {
   // id -> {id, name, grid, lat, lon, accuracy_m, fix_time, battery_pct, online, outside}
   const workers = new Map();
   const orgNames = new Map(); // org path -> name, from the grid features
@@ -37,8 +38,16 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
   const outlineLayer = svg("g", { class: "outlines" });
   const caseLayer = svg("g", { class: "cases" }); // drawn by case_markers.js
   const cameraLayer = svg("g", { class: "cameras" }); // drawn by camera_markers.js
+  const trackLayer = svg("g", { class: "track" }); // drawn by track.js
   const dotLayer = svg("g", { class: "workers" });
-  elements.svg.replaceChildren(gridLayer, outlineLayer, caseLayer, cameraLayer, dotLayer);
+  elements.svg.replaceChildren(
+    gridLayer,
+    outlineLayer,
+    caseLayer,
+    cameraLayer,
+    dotLayer,
+    trackLayer,
+  );
   const projectionListeners = new Set();
   const projected = () => projectionListeners.forEach((fn) => fn());
 
@@ -147,6 +156,7 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
         hideTooltip();
         highlight(null);
       });
+      dot.addEventListener("click", () => onWorkerPick?.(worker.id));
       dots.set(worker.id, dot);
       dotLayer.append(dot);
     }
@@ -227,6 +237,7 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
         );
         row.addEventListener("mouseenter", () => highlight(worker.id));
         row.addEventListener("mouseleave", () => highlight(null));
+        row.addEventListener("click", () => onWorkerPick?.(worker.id));
         return row;
       }),
     );
@@ -336,10 +347,13 @@ export function createWorkerMap(elements, { lookupWorker, onNamesChanged }) {
     showMessage,
     orgName,
     workerName: (id) => workers.get(id)?.name ?? id,
+    /** The workers the map knows, as [{id, name}]. */
+    workerList: () => [...workers.values()].map(({ id, name }) => ({ id, name })),
     /** What other layers drawn over the map need (the case and camera markers). */
     overlay: {
       layer: caseLayer,
       cameraLayer,
+      trackLayer,
       /** SVG [x, y] of a point, or null before there is a projection. */
       project: (lon, lat) => projection?.project(lon, lat) ?? null,
       /** Call `fn` whenever the projection changes (everything must be placed again). */

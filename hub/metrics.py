@@ -190,52 +190,44 @@ def _media_metrics(hub: Hub) -> Iterator[GaugeMetricFamily | CounterMetricFamily
     """Camera live view and consultation rooms: what was relayed, decoded and encoded."""
     from hub.consultations.media import ConsultationMedia
 
+    gauges: list[tuple[str, str, float]] = []
+    counters: list[tuple[str, str, float]] = []
     if hub.streams is not None:
         c = hub.streams.counters
-        yield GaugeMetricFamily(
-            "hub_camera_pulls", "Cameras being pulled now.", value=hub.streams.pulls_running
-        )
-        yield GaugeMetricFamily(
-            "hub_camera_viewers_open", "Open WHEP live-view connections.",
-            value=c.peer_connections_open,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "hub_camera_frames_decoded", "Camera frames decoded (transcoding, snapshots).",
-            value=c.frames_decoded,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "hub_camera_frames_encoded", "Camera frames encoded (transcoding).",
-            value=c.frames_encoded,
-        )  # fmt: skip
+        gauges += [
+            ("hub_camera_pulls", "Cameras being pulled now.", hub.streams.pulls_running),
+            ("hub_camera_viewers_open", "Open WHEP live-view connections.",
+             c.peer_connections_open),
+        ]  # fmt: skip
+        counters += [
+            ("hub_camera_frames_decoded", "Camera frames decoded (transcoding, snapshots).",
+             c.frames_decoded),
+            ("hub_camera_frames_encoded", "Camera frames encoded (transcoding).",
+             c.frames_encoded),
+        ]  # fmt: skip
     media = hub.consultation_media
     if isinstance(media, ConsultationMedia):
         r = media.counters
-        yield GaugeMetricFamily("hub_rooms_media", "Rooms with media now.", value=len(media.rooms))
-        yield GaugeMetricFamily(
-            "hub_room_peer_connections", "Open participant connections.",
-            value=r.peer_connections_open,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "hub_room_frames_received", "Encoded frames received from participants and cameras.",
-            value=r.frames_received,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "hub_room_frames_forwarded", "Encoded frames forwarded to participants.",
-            value=r.frames_forwarded,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "hub_room_frames_decoded", "Frames decoded on the room relay (transcoding fallback).",
-            value=r.frames_decoded,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "hub_room_frames_encoded", "Frames encoded on the room relay (transcoding fallback).",
-            value=r.frames_encoded,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "hub_room_transcoded_sources", "Room sources that had to be transcoded.",
-            value=r.transcoded_sources,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "hub_room_keyframe_requests", "Keyframe requests (PLI) sent to participants.",
-            value=r.keyframe_requests,
-        )  # fmt: skip
+        gauges += [
+            ("hub_rooms_media", "Rooms with media now.", len(media.rooms)),
+            ("hub_room_peer_connections", "Open participant connections.",
+             r.peer_connections_open),
+        ]  # fmt: skip
+        counters += [
+            ("hub_room_frames_received", "Encoded frames received from participants and cameras.",
+             r.frames_received),
+            ("hub_room_frames_forwarded", "Encoded frames forwarded to participants.",
+             r.frames_forwarded),
+            ("hub_room_frames_decoded", "Frames decoded on the room relay (transcoding fallback).",
+             r.frames_decoded),
+            ("hub_room_frames_encoded", "Frames encoded on the room relay (transcoding fallback).",
+             r.frames_encoded),
+            ("hub_room_transcoded_sources", "Room sources that had to be transcoded.",
+             r.transcoded_sources),
+            ("hub_room_keyframe_requests", "Keyframe requests (PLI) sent to participants.",
+             r.keyframe_requests),
+        ]  # fmt: skip
+    for name, text, value in gauges:
+        yield GaugeMetricFamily(name, text, value=value)
+    for name, text, value in counters:
+        yield CounterMetricFamily(name, text, value=value)

@@ -24,7 +24,7 @@ from hub.db.models import Case, CaseAttachment, Recording, utcnow
 from hub.db.outbox import OutboxRelay, add_event
 from hub.errors import HubError
 from hub.events import CameraAlarm, CameraRecordingDone
-from hub.tasks import TaskRegistry
+from hub.tasks import TaskRegistry, drain_forever
 from protocols.envelope import new_event_id, org_contains
 from streams.manager import MediaError, StreamManager
 
@@ -273,19 +273,9 @@ class RecordingService:
 
     async def run_retention(self) -> None:
         """Sweep every ``retention_interval`` seconds, logging a failure once."""
-        healthy = True
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                if healthy:
-                    log.exception("recording retention failed; retrying")
-                healthy = False
-            else:
-                if not healthy:
-                    log.info("recording retention recovered")
-                healthy = True
-            await asyncio.sleep(self.settings.retention_interval)
+        await drain_forever(
+            "recording retention", self.sweep, asyncio.Event(), self.settings.retention_interval
+        )
 
 
 async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:

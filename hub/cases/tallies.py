@@ -228,6 +228,15 @@ async def _build(session: AsyncSession) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _sums(t: type[CaseOrgTally] | type[CaseAssigneeTally]) -> list[ColumnElement[int]]:
+    """The summed counts of tally rows, labelled as the statistics read them."""
+    return [
+        func.sum(t.n).label("n"),
+        func.sum(t.score).label("score"),
+        func.sum(t.rated).label("rated"),
+    ]
+
+
 def org_rows(
     first: datetime, end: datetime, where: Iterable[ColumnElement[bool]], keys: Iterable[str]
 ) -> Executable:
@@ -236,12 +245,7 @@ def org_rows(
     t = CaseOrgTally
     columns = [getattr(t, key) for key in keys]
     return (
-        select(
-            *columns,
-            func.sum(t.n).label("n"),
-            func.sum(t.score).label("score"),
-            func.sum(t.rated).label("rated"),
-        )
+        select(*columns, *_sums(t))
         .where(t.month >= first, t.month < end, *where)
         .group_by(*columns)
         .having(func.sum(t.n) > 0)
@@ -265,9 +269,7 @@ def marginals(first: datetime, end: datetime, where: Iterable[ColumnElement[bool
             t.on_time,
             t.category_root,
             t.tier,
-            func.sum(t.n).label("n"),
-            func.sum(t.score).label("score"),
-            func.sum(t.rated).label("rated"),
+            *_sums(t),
         )
         .where(t.month >= first, t.month < end, *where)
         .group_by(
@@ -286,12 +288,7 @@ def assignee_rows(
     t = CaseAssigneeTally
     keys = (t.assignee, t.state, t.on_time)
     return (
-        select(
-            *keys,
-            func.sum(t.n).label("n"),
-            func.sum(t.score).label("score"),
-            func.sum(t.rated).label("rated"),
-        )
+        select(*keys, *_sums(t))
         .where(t.month >= first, t.month < end, *where)
         .group_by(*keys)
         .having(func.sum(t.n) > 0)

@@ -19,6 +19,7 @@ from hub.consultations import rooms
 from hub.consultations.contract import RecordedTrack
 from hub.consultations.models import Consultation, ConsultationRecording
 from hub.db.models import utcnow
+from hub.tasks import drain_forever
 from protocols.envelope import new_event_id
 
 log = structlog.get_logger(__name__)
@@ -98,19 +99,9 @@ class RoomRecordings:
 
     async def run(self) -> None:
         """Sweep every ``RETENTION_INTERVAL`` seconds, logging a failure once."""
-        healthy = True
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                if healthy:
-                    log.exception("consultation recording retention failed; retrying")
-                healthy = False
-            else:
-                if not healthy:
-                    log.info("consultation recording retention recovered")
-                healthy = True
-            await asyncio.sleep(RETENTION_INTERVAL)
+        await drain_forever(
+            "consultation recording retention", self.sweep, asyncio.Event(), RETENTION_INTERVAL
+        )
 
 
 def _unlink_all(paths: Iterable[Path]) -> None:

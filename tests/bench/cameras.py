@@ -34,7 +34,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 
 from hub.db.migrate import upgrade
 from tests.bench.machine import MachineMeter, busy_processes
-from tests.bench.procutil import free_port
+from tests.bench.procutil import free_port, stop_child
 from tests.support.hubs import HubProcess, hub_process, make_settings, settings_env, token
 from tests.support.rtsp_server import RtspServer
 
@@ -164,17 +164,7 @@ class ViewerProcess:
 
     async def stop(self) -> None:
         """Close stdin (the process closes its peers and exits); kill if it lingers."""
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
+        await stop_child(self.proc, self._reader, STOP_TIMEOUT)
 
 
 def hub_cpu_seconds(process: psutil.Process) -> float:

@@ -42,6 +42,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 
 from hub.db.migrate import upgrade
 from tests.bench.machine import MachineMeter, busy_processes
+from tests.bench.procutil import stop_child
 from tests.bench.room_peers import FPS, HEIGHT, USERS, VIDEO_BITRATE, WIDTH, make_clip, read_clip
 from tests.support.hubs import HubProcess, hub_process, make_settings, settings_env
 
@@ -175,17 +176,7 @@ class PeerProcess:
 
     async def stop(self) -> None:
         """Close stdin (the process hangs up and exits); kill if it lingers."""
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
+        await stop_child(self.proc, self._reader, STOP_TIMEOUT)
 
 
 async def room_metrics(http: aiohttp.ClientSession, hub: HubProcess) -> dict[str, float]:

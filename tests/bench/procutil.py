@@ -58,3 +58,20 @@ def run(coro: Coroutine[Any, Any, T], loop: str = "uvloop") -> T:
             return runner.run(coro)
     with asyncio.Runner() as runner:
         return runner.run(coro)
+
+
+async def stop_child(
+    proc: asyncio.subprocess.Process | None, reader: asyncio.Task[Any] | None, timeout: float
+) -> None:
+    """Close a child's stdin (it hangs up and exits), kill it if it lingers, stop reading."""
+    if proc is None:
+        return
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+    if reader is not None:
+        reader.cancel()

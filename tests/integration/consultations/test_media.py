@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hub.consultations.media import ConsultationMedia
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 from tests.integration.api.conftest import Api
 from tests.integration.cameras.conftest import GATE, camera, clip, start_camera_hub  # noqa: F401  (fixtures)
-from tests.integration.consultations.conftest import RawConnect, Who, tok
+from tests.integration.consultations.conftest import RawConnect, tok
 from tests.integration.consultations.test_rooms import (
     BASE,
     HOST,
@@ -33,7 +34,8 @@ from tests.support.rawws import RawClient, eventually
 from tests.support.room_peers import Participant, colour_close, dominant_hz
 from tests.support.rtsp_server import RtspServer
 
-RED, BLUE = (255, 0, 0), (0, 0, 255)
+Rgb = tuple[int, int, int]
+RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
 LOW, HIGH = 440.0, 880.0
 ROOM_SETTINGS: dict[str, Any] = {
     "participant_timeout": 2.0,
@@ -51,8 +53,9 @@ def media_of(hub: RunningHub) -> ConsultationMedia:
 
 
 @pytest.fixture
-async def media_hub(backend: Backend, tmp_path: Path) -> AsyncIterator[RunningHub]:
-    """A hub with the real media plane; rooms record into ``tmp_path``."""
+async def running_hub(backend: Backend, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    """This module's hub: the real media plane, short timers, rooms recorded into
+    ``tmp_path`` (the package's ``api`` and ``raw`` fixtures use it)."""
     settings = backend_settings(
         backend, consultations={**ROOM_SETTINGS, "recordings_dir": tmp_path / "rooms"}
     )
@@ -61,28 +64,6 @@ async def media_hub(backend: Backend, tmp_path: Path) -> AsyncIterator[RunningHu
         yield running
     finally:
         await running.server.close()
-
-
-@pytest.fixture
-async def http_api(media_hub: RunningHub) -> AsyncIterator[Api]:
-    """The JSON API of ``media_hub``."""
-    async with aiohttp.ClientSession() as http:
-        yield Api(http, media_hub.url, None)
-
-
-@pytest.fixture
-async def ws(media_hub: RunningHub) -> AsyncIterator[RawConnect]:
-    """Raw protocol clients of ``media_hub``, closed at the end."""
-    clients: list[RawClient] = []
-
-    async def connect(who: Who) -> RawClient:
-        client, _ = await RawClient.connected(media_hub.ws_url, tok(who))
-        clients.append(client)
-        return client
-
-    yield connect
-    for client in clients:
-        await client.close()
 
 
 @pytest.fixture
@@ -149,6 +130,42 @@ async def slots_until(
             return
 
 
+@dataclass
+class Room:
+    """A room of three joined participants and their protocol clients."""
+
+    id: str
+    host_ws: RawClient
+    leader_ws: RawClient
+    worker_ws: RawClient
+    host: Participant
+    leader: Participant
+    worker: Participant
+
+
+async def room_of_three(
+    api: Api, raw: RawConnect, participants: list[Participant], worker_rgb: Rgb | None
+) -> Room:
+    """HOST opens a room with LEADER and WORKER, they accept, all three join (the host red
+    at 440 Hz, the leader blue at 880 Hz, the worker ``worker_rgb`` at 660 Hz or receive-only)
+    and every slot shows the others."""
+    room_id = (await open_room(api, invite_users=[LEADER[0], WORKER[0]]))["id"]
+    host_ws, leader_ws, worker_ws = await raw(HOST), await raw(LEADER), await raw(WORKER)
+    await room_events(host_ws, room_id)
+    for client in (leader_ws, worker_ws):
+        await rpc(client, "consultation.accept", {"consultation_id": room_id})
+    host = Participant(HOST[0], RED, LOW)
+    leader = Participant(LEADER[0], BLUE, HIGH)
+    worker = Participant(WORKER[0], worker_rgb, 660.0 if worker_rgb else None)
+    participants += [host, leader, worker]
+    for client, participant in ((host_ws, host), (leader_ws, leader), (worker_ws, worker)):
+        await join(client, room_id, participant)
+    senders = [p for p in (host, leader, worker) if p.rgb is not None]
+    wanted = {p.name: {q.name for q in senders if q is not p} for p in (host, leader, worker)}
+    await slots_until(host_ws, room_id, wanted, participants)
+    return Room(room_id, host_ws, leader_ws, worker_ws, host, leader, worker)
+
+
 def sees(viewer: Participant, source: Participant, frames: int = 25) -> bool:
     """Whether ``viewer`` decoded ``frames`` pictures and 50 audio frames from ``source``."""
     return (
@@ -170,30 +187,16 @@ def matches(viewer: Participant, source: Participant) -> bool:
 
 @pytest.mark.parametrize("backend", ["postgres-redis"], indirect=True)
 async def test_three_participants_get_each_others_media_relayed_without_decoding(
-    media_hub: RunningHub, http_api: Api, ws: RawConnect, participants: list[Participant]
+    running_hub: RunningHub, api: Api, raw: RawConnect, participants: list[Participant]
 ) -> None:
-    media = media_of(media_hub)
-    room = await open_room(http_api, invite_users=[LEADER[0], WORKER[0]])
-    room_id = room["id"]
-    host_ws, leader_ws, worker_ws = await ws(HOST), await ws(LEADER), await ws(WORKER)
-    await room_events(host_ws, room_id)
-    for client in (leader_ws, worker_ws):
-        await rpc(client, "consultation.accept", {"consultation_id": room_id})
-    host = Participant(HOST[0], RED, LOW)
-    leader = Participant(LEADER[0], BLUE, HIGH)
-    watcher = Participant(WORKER[0])  # receive-only: no camera, no microphone
-    participants += [host, leader, watcher]
-    for client, participant in ((host_ws, host), (leader_ws, leader), (worker_ws, watcher)):
-        await join(client, room_id, participant)
-    await slots_until(
-        host_ws,
-        room_id,
-        {
-            host.name: {leader.name},
-            leader.name: {host.name},
-            watcher.name: {host.name, leader.name},
-        },
-        participants,
+    media = media_of(running_hub)
+    room = await room_of_three(api, raw, participants, None)  # the worker only watches
+    host, leader, watcher, host_ws, room_id = (
+        room.host,
+        room.leader,
+        room.worker,
+        room.host_ws,
+        room.id,
     )
 
     pairs = [(host, leader), (leader, host), (watcher, host), (watcher, leader)]
@@ -213,7 +216,7 @@ async def test_three_participants_get_each_others_media_relayed_without_decoding
     assert counters.peer_connections_open == 3
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"{media_hub.url}/metrics") as reply,
+        http.get(f"{running_hub.url}/metrics") as reply,
     ):
         metrics = await reply.text()
     assert "hub_room_frames_decoded_total 0.0" in metrics
@@ -223,23 +226,13 @@ async def test_three_participants_get_each_others_media_relayed_without_decoding
 
 @pytest.mark.parametrize("backend", ["postgres-redis"], indirect=True)
 async def test_leave_rejoin_mute_remove_and_end_change_the_media(
-    media_hub: RunningHub, http_api: Api, ws: RawConnect, participants: list[Participant]
+    running_hub: RunningHub, api: Api, raw: RawConnect, participants: list[Participant]
 ) -> None:
-    media = media_of(media_hub)
-    room = await open_room(http_api, invite_users=[LEADER[0], WORKER[0]])
-    room_id = room["id"]
-    host_ws, leader_ws, worker_ws = await ws(HOST), await ws(LEADER), await ws(WORKER)
-    await room_events(host_ws, room_id)
-    for client in (leader_ws, worker_ws):
-        await rpc(client, "consultation.accept", {"consultation_id": room_id})
-    host = Participant(HOST[0], RED, LOW)
-    leader = Participant(LEADER[0], BLUE, HIGH)
-    worker = Participant(WORKER[0], (0, 255, 0), 660.0)
-    participants += [host, leader, worker]
-    for client, participant in ((host_ws, host), (leader_ws, leader), (worker_ws, worker)):
-        await join(client, room_id, participant)
+    media = media_of(running_hub)
+    room = await room_of_three(api, raw, participants, GREEN)
+    room_id, host_ws, leader_ws, worker_ws = room.id, room.host_ws, room.leader_ws, room.worker_ws
+    host, leader, worker = room.host, room.leader, room.worker
     everyone = {host.name: {leader.name, worker.name}, leader.name: {host.name, worker.name}}
-    await slots_until(host_ws, room_id, everyone, participants)
     await eventually(lambda: sees(host, leader) and sees(leader, worker), "media", MEDIA_WAIT)
 
     # Leave: the leader's connection closes and nobody is shown the leader any more.
@@ -314,13 +307,13 @@ async def test_leave_rejoin_mute_remove_and_end_change_the_media(
     await eventually(
         lambda: all(p.state() in ("closed", "failed") for p in (host, again)), "all hung up"
     )
-    detail = await http_api.as_(tok(HOST)).get(f"{BASE}/{room_id}")
+    detail = await api.as_(tok(HOST)).get(f"{BASE}/{room_id}")
     recordings = detail.body["recordings"]
     kinds = {(r["source_id"], r["kind"]) for r in recordings}
     for who in (host.name, leader.name, worker.name):
         assert {(who, "audio"), (who, "video")} <= kinds, kinds
     for recording in recordings:
-        assert await plays(http_api, room_id, recording) > 0, recording
+        assert await plays(api, room_id, recording) > 0, recording
 
 
 async def plays(api: Api, room_id: str, recording: dict[str, Any]) -> int:
@@ -341,22 +334,17 @@ async def plays(api: Api, room_id: str, recording: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize("backend", ["sqlite-memory"], indirect=True)
 async def test_a_participant_whose_network_dies_is_removed_and_the_others_carry_on(
-    media_hub: RunningHub, http_api: Api, ws: RawConnect, participants: list[Participant]
+    running_hub: RunningHub, api: Api, raw: RawConnect, participants: list[Participant]
 ) -> None:
-    media = media_of(media_hub)
-    room = await open_room(http_api, invite_users=[LEADER[0], WORKER[0]])
-    room_id = room["id"]
-    host_ws, leader_ws, worker_ws = await ws(HOST), await ws(LEADER), await ws(WORKER)
-    await room_events(host_ws, room_id)
-    for client in (leader_ws, worker_ws):
-        await rpc(client, "consultation.accept", {"consultation_id": room_id})
-    host = Participant(HOST[0], RED, LOW)
-    leader = Participant(LEADER[0], BLUE, HIGH)
-    worker = Participant(WORKER[0], (0, 255, 0), 660.0)
-    participants += [host, leader, worker]
-    for client, participant in ((host_ws, host), (leader_ws, leader), (worker_ws, worker)):
-        await join(client, room_id, participant)
-    await slots_until(host_ws, room_id, {host.name: {leader.name, worker.name}}, participants)
+    media = media_of(running_hub)
+    room = await room_of_three(api, raw, participants, GREEN)
+    room_id, host_ws, host, leader, worker = (
+        room.id,
+        room.host_ws,
+        room.host,
+        room.leader,
+        room.worker,
+    )
     await eventually(lambda: sees(host, leader) and sees(host, worker), "media", MEDIA_WAIT)
 
     leader.vanish()
@@ -371,19 +359,19 @@ async def test_a_participant_whose_network_dies_is_removed_and_the_others_carry_
         lambda: host.frames_from(worker.name, "video") > before + 25, "worker goes on", MEDIA_WAIT
     )
     assert host.state() == "connected" and worker.state() == "connected"
-    detail = await http_api.as_(tok(HOST)).get(f"{BASE}/{room_id}")
+    detail = await api.as_(tok(HOST)).get(f"{BASE}/{room_id}")
     states = {p["participant_id"]: p["state"] for p in detail.body["participants"]}
     assert states[leader.name] == "left"
 
 
 @pytest.mark.parametrize("backend", ["sqlite-memory"], indirect=True)
 async def test_bad_signalling_gets_clear_errors_and_leaks_nothing(
-    media_hub: RunningHub, http_api: Api, ws: RawConnect, participants: list[Participant]
+    running_hub: RunningHub, api: Api, raw: RawConnect, participants: list[Participant]
 ) -> None:
-    media = media_of(media_hub)
-    room = await open_room(http_api, invite_users=[LEADER[0]])
+    media = media_of(running_hub)
+    room = await open_room(api, invite_users=[LEADER[0]])
     room_id = room["id"]
-    host_ws, worker_ws = await ws(HOST), await ws(WORKER)
+    host_ws, worker_ws = await raw(HOST), await raw(WORKER)
     good = Participant(HOST[0], RED, LOW)
     participants.append(good)
     offer = await good.offer()
@@ -411,7 +399,7 @@ async def test_bad_signalling_gets_clear_errors_and_leaks_nothing(
     code, message = await refused(host_ws, {"consultation_id": room_id, "offer": huge})
     assert code == 107 and "bytes" in message, message
     # Beyond the WebSocket's message limit the gateway closes that connection (1009).
-    flooder = await ws(HOST)
+    flooder = await raw(HOST)
     await flooder.send({"rpc": {"method": "consultation.join", "data": {"offer": "x" * 70_000}}})
     assert await flooder.closed() == 1009
     code, message = await rpc_error(

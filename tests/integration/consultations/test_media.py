@@ -474,3 +474,39 @@ async def test_a_camera_in_the_room_reaches_everyone_through_the_one_shared_pull
                 await worker_ws.close()
     finally:
         await running.server.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory"], indirect=True)
+async def test_a_whip_publisher_reaches_the_room_and_leaves_with_delete(
+    running_hub: RunningHub, api: Api, raw: RawConnect, participants: list[Participant]
+) -> None:
+    media = media_of(running_hub)
+    room_id = (await open_room(api, invite_users=[LEADER[0]]))["id"]
+    host_ws, leader_ws = await raw(HOST), await raw(LEADER)
+    await room_events(host_ws, room_id)
+    await rpc(leader_ws, "consultation.accept", {"consultation_id": room_id})
+    host = Participant(HOST[0], RED, LOW)
+    publisher = Participant(LEADER[0], BLUE, HIGH, slots=1)  # an HTTP-only client
+    participants += [host, publisher]
+    await join(host_ws, room_id, host)
+    headers = {"Authorization": f"Bearer {tok(LEADER)}", "Content-Type": "application/sdp"}
+    url = f"{running_hub.url}{BASE}/{room_id}/whip"
+    async with api.http.post(url, data=await publisher.offer(), headers=headers) as reply:
+        assert reply.status == 201, await reply.text()
+        assert reply.content_type == "application/sdp"
+        location = reply.headers["Location"]
+        await publisher.accept(await reply.text())
+    assert location == f"{BASE}/{room_id}/whip/{publisher.name}"
+    await slots_until(host_ws, room_id, {host.name: {publisher.name}}, participants)
+    await eventually(lambda: sees(host, publisher), "the WHIP publisher's media", MEDIA_WAIT)
+    assert matches(host, publisher)
+
+    forget_slots(host_ws, room_id)
+    async with api.http.delete(f"{running_hub.url}{location}", headers=headers) as reply:
+        assert reply.status == 204
+    left = await room_event(
+        host_ws, room_id, "consultation.participant_left", participant_id=publisher.name
+    )
+    assert left["reason"] == "left"
+    await slots_until(host_ws, room_id, {host.name: set()}, participants)
+    assert media.counters.peer_connections_open == 1

@@ -21,11 +21,25 @@ from protocols.envelope import ORG_MAX_DEPTH, SPEC_VERSION
 ASYNCAPI_VERSION = "3.0.0"
 WEBSOCKET_PATH = "/connection/websocket"
 PUBLISH_MESSAGE = "publish"
-RESERVED_KINDS = {
-    "case": "a case's own channel (permission from the case's org and assignees)",
-    "camera": "a camera's status and alarms (permission from the camera's org)",
-    "room": "a consultation room's signalling (permission from its participants)",
+OBJECT_KINDS = {
+    "case": (
+        "A case's own channel: its changes (`case.*`). Readable by users whose org subtree "
+        "holds the case, its assignee and its reporter; the hub's case service decides."
+    ),
+    "camera": (
+        "A camera's status, alarms and finished recordings (`camera.*`). Readable by users "
+        "whose org subtree holds the camera."
+    ),
+    "room": (
+        "A consultation room's events (`consultation.*`: participants joining and leaving, "
+        "mutes, host changes, cameras, the active speaker, receive-slot assignments, the "
+        "end). Readable by the room's host and its participants (invited, accepted, "
+        "joined, or left and free to rejoin; not those who declined or were removed)."
+    ),
 }
+"""Per-object channels: the owning service answers each subscription; only the hub
+publishes on them."""
+OBJECT_PREFIX = {"case": "case.", "camera": "camera.", "room": "consultation."}
 
 
 class EventEnvelope(BaseModel):
@@ -127,16 +141,15 @@ def build_asyncapi(host: str) -> dict[str, Any]:
             "messages": dict(event_refs),
         },
     }
-    for kind, what in RESERVED_KINDS.items():
+    for kind, what in OBJECT_KINDS.items():
         channels[kind] = {
             "address": f"{kind}:{{id}}",
-            "title": f"{kind} (reserved)",
-            "description": (
-                f"Reserved per-object channel: {what}. Not granted to clients until the "
-                "service that owns these objects exists; subscribing is refused today."
-            ),
+            "title": f"Per-object: {kind}",
+            "description": f"{what} Clients may not publish to it.",
             "parameters": {"id": {"description": f"The {kind} id."}},
-            "messages": {},
+            "messages": {
+                t: ref for t, ref in event_refs.items() if t.startswith(OBJECT_PREFIX[kind])
+            },
         }
     operations: dict[str, Any] = {
         "sendOrgEvents": {

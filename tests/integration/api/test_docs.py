@@ -177,8 +177,10 @@ async def test_asyncapi_has_server_channels_and_a_message_per_event_type(
     assert resolve(doc, server["security"][0]["$ref"])["bearerFormat"] == "JWT"
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == {"org:{path}", "user:{id}", "case:{id}", "camera:{id}", "room:{id}"}
-    for kind in ("case", "camera", "room"):
-        assert "Reserved" in doc["channels"][kind]["description"]
+    for kind, prefix in (("case", "case."), ("camera", "camera."), ("room", "consultation.")):
+        channel = doc["channels"][kind]
+        assert "Readable by" in channel["description"]
+        assert channel["messages"] and all(t.startswith(prefix) for t in channel["messages"])
     for ref in refs(doc):
         resolve(doc, ref)
     messages = doc["components"]["messages"]

@@ -250,6 +250,9 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
                 log.warning("PTZ connections did not close cleanly", exc_info=True)
         if isinstance(hub.consultation_media, ConsultationMedia):  # rooms' connections, files
             try:
+                if hub.consultations is not None:  # keep what open rooms recorded
+                    rooms_open = list(hub.consultation_media.rooms)
+                    await asyncio.wait_for(hub.consultations.shutdown(rooms_open), timeout * 2)
                 await asyncio.wait_for(hub.consultation_media.close(timeout), timeout * 2)
             except Exception:
                 log.warning("consultation rooms did not close cleanly", exc_info=True)

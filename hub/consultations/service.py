@@ -13,7 +13,7 @@ case's timeline gets a row when it starts, when it ends and for its recordings.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -435,6 +435,24 @@ class ConsultationService:
         self._committed()
         log.info("consultation ended", consultation_id=room.id, recordings=stored)
         return room
+
+    async def shutdown(self, room_ids: Iterable[str]) -> int:
+        """The hub stops: close the media of rooms still open (they stay open; participants
+        rejoin after the restart) and keep what they recorded, filed as the host's; the
+        number of recordings stored."""
+        stored = 0
+        for room_id in list(room_ids):
+            try:
+                tracks = await self.media.end(room_id)
+                async with self.sessions() as session:
+                    room = await session.get(Consultation, room_id)
+                if room is None or not tracks:
+                    continue
+                host = Identity(room.host_id, room.org, frozenset(), 0)
+                stored += await self.recordings.store(room, tracks, host)
+            except Exception:
+                log.exception("recordings of a room not kept at shutdown", consultation_id=room_id)
+        return stored
 
     # -- cameras --------------------------------------------------------------------------
 

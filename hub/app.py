@@ -30,7 +30,6 @@ from hub.bus.memory import MemoryBus
 from hub.cameras.recordings import RecordingService
 from hub.cameras.registry import CameraRecord, CameraRegistry
 from hub.cameras.seed import seed_cameras
-from hub.cases import tallies as case_tallies
 from hub.cases.categories import Categories
 from hub.cases.deadlines import DeadlineSweeper
 from hub.cases.intake import CaseIntake
@@ -227,7 +226,6 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         tasks.spawn(hub.notice_sms.run(), name="notice SMS fallback")
         await notices.resume_fanouts()
         tasks.spawn(deadlines.run(), name="case deadline sweeper")
-        tasks.spawn(case_tallies.warm(sessions), name="case tallies")
         tasks.spawn(hub.recordings.run_retention(), name="recording retention")
         tasks.spawn(hub.consultations.run_retention(), name="consultation recording retention")
         cases.intake = CaseIntake(cases)

@@ -143,7 +143,6 @@ class Source:
         self._room = room
         self._pli: Callable[[], object] | None = None
         self._pli_at = 0.0
-        self._base: dict[str, int | None] = {"audio": None, "video": None}
 
     def output(self, kind: str) -> CameraRelay:
         """The relay receivers read: the source's own, or its transcoded stream."""
@@ -532,9 +531,9 @@ class MediaRoom:
         self.counters.transcoded_sources += 1
         self._spawn(source.transcoder.run(), f"room transcode {source.id}")
 
-    def _fill_slots(self) -> None:
-        """Give every source a slot on every other participant's connection."""
-        changed = False
+    def _fill_slots(self, changed: bool = False) -> None:
+        """Give every source a slot on every other participant's connection; say so when
+        that (or the caller, with ``changed``) changed what plays where."""
         for peer in self.peers.values():
             shown = {s.source.id for s in peer.slots if s.source is not None}
             free = [s for s in peer.slots if s.source is None]
@@ -552,8 +551,7 @@ class MediaRoom:
                 if slot.source is source:
                     slot.assign(None)
         source.close()
-        self._fill_slots()
-        self._on_event("slots", {"slots": self.slots()})
+        self._fill_slots(changed=True)
 
     async def _drop_peer(self, peer: Peer) -> None:
         peer.closed = True

@@ -14,7 +14,6 @@ import datetime as dt
 import os
 import struct
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -152,8 +151,3 @@ class TrackRecorder:
             self.source_id, self.kind, path, path.stat().st_size, self._writer.packets,
             self.started_at, dt.datetime.now(dt.UTC),
         )  # fmt: skip
-
-
-def time_base(kind: str) -> Fraction:
-    """The RTP clock of a track kind."""
-    return Fraction(1, 90000 if kind == "video" else 48000)

@@ -68,15 +68,6 @@ def next_month(month: datetime) -> datetime:
     return (month + timedelta(days=32)).replace(day=1)
 
 
-def months_between(first: datetime, last: datetime) -> list[datetime]:
-    """Every month from ``first``'s to ``last``'s, both included."""
-    months, month = [], month_start(first)
-    while month <= last:
-        months.append(month)
-        month = next_month(month)
-    return months
-
-
 def whole_months(since: datetime, until: datetime) -> tuple[datetime, datetime] | None:
     """The whole months inside ``[since, until)`` as ``[first, end)``, or None if none."""
     first = month_start(since)

@@ -147,13 +147,6 @@ class ConsultationMedia:
         except StreamRoomError as err:
             raise RoomMediaError(err.code, err.message, err.status) from err
 
-    def peer_connections(self, room_id: str | None = None) -> int:
-        """Open peer connections (of one room)."""
-        rooms = [self._rooms[room_id]] if room_id in self._rooms else []
-        if room_id is None:
-            rooms = list(self._rooms.values())
-        return sum(len(r.peers) for r in rooms)
-
     async def close(self, timeout: float) -> None:
         """End every room (shutdown)."""
         for room_id in list(self._rooms):

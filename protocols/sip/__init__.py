@@ -1,0 +1,98 @@
+"""A pure RFC 3261 SIP toolkit (messages, digest auth, transactions, dialogs, SDP) for
+GB/T 28181: bytes in, typed objects out, and back. No I/O, no asyncio."""
+
+from protocols.sip.addresses import (
+    NameAddr,
+    SipUri,
+    Via,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    response_address,
+)
+from protocols.sip.dialog import Dialog, make_ack
+from protocols.sip.digest import (
+    NONCE_INVALID,
+    NONCE_OK,
+    NONCE_REPLAY,
+    NONCE_STALE,
+    DigestChallenge,
+    DigestCredentials,
+    NonceBook,
+    authorization_value,
+    parse_challenge,
+    parse_credentials,
+    verify_response,
+)
+from protocols.sip.errors import SipParseError
+from protocols.sip.headers import Headers
+from protocols.sip.message import (
+    MAX_MESSAGE,
+    SipFramer,
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    encode,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+    parse_message,
+)
+from protocols.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
+from protocols.sip.transaction import (
+    AckAbsorbed,
+    ClientTransaction,
+    NewRequest,
+    Retransmission,
+    ServerMatch,
+    ServerTransactions,
+    TimerConfig,
+)
+
+__all__ = [
+    "MAX_MESSAGE",
+    "NONCE_INVALID",
+    "NONCE_OK",
+    "NONCE_REPLAY",
+    "NONCE_STALE",
+    "AckAbsorbed",
+    "ClientTransaction",
+    "Dialog",
+    "DigestChallenge",
+    "DigestCredentials",
+    "Headers",
+    "MediaDescription",
+    "NameAddr",
+    "NewRequest",
+    "NonceBook",
+    "Retransmission",
+    "SdpError",
+    "ServerMatch",
+    "ServerTransactions",
+    "SessionDescription",
+    "SipFramer",
+    "SipMessage",
+    "SipParseError",
+    "SipRequest",
+    "SipResponse",
+    "SipUri",
+    "TimerConfig",
+    "Via",
+    "authorization_value",
+    "encode",
+    "make_ack",
+    "make_response",
+    "new_branch",
+    "new_call_id",
+    "new_tag",
+    "parse_challenge",
+    "parse_credentials",
+    "parse_message",
+    "parse_name_addr",
+    "parse_sdp",
+    "parse_uri",
+    "parse_via",
+    "response_address",
+    "verify_response",
+]

@@ -114,6 +114,9 @@ def create_app(settings: Settings) -> web.Application:
     from hub.api import consultations
 
     consultations.add_routes(app)
+    from hub.api import video_devices
+
+    video_devices.add_routes(app)
     docs.add_routes(app)
     if WEB_ROOT.is_dir():
         app.router.add_get("/", _index)
@@ -189,6 +192,8 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     hub.consultation_media = make_consultation_media(settings, hub.streams)
     hub.consultations = make_consultation_service(hub)
     CaseSms(cases, sms, settings.sms).install()
+    if settings.gb28181.enabled:
+        hub.adapters.append(make_gb28181(hub))
     from adapters.sms import SmsAdapter
 
     hub.adapters.append(SmsAdapter(settings.sms, sms, tasks))
@@ -421,6 +426,40 @@ def make_ptz_pool(settings: Settings, registry: CameraRegistry) -> PtzPool:
 
     registry.change_hooks.append(forget)
     return pool
+
+
+def make_gb28181(hub: Hub) -> Adapter:
+    """The GB/T 28181 platform: its SIP server, and ``gb28181://`` cameras pulled as PS over
+    RTP through the same fan-out as RTSP cameras."""
+    from adapters.gb28181 import Gb28181Adapter
+    from adapters.gb28181.metrics import Gb28181Collector
+    from hub.cameras.devices import VideoDeviceStore
+    from streams.ps_pull import PortPool, PsCounters, PsPullConfig, PsRtpPull
+    from streams.source import PullSource, SourceHooks
+
+    assert hub.cameras is not None and hub.streams is not None
+    gb, media = hub.settings.gb28181, hub.settings.media
+    hub.video_devices = VideoDeviceStore(hub.sessions, hub.cameras)
+    adapter = Gb28181Adapter(gb, hub.video_devices, hub.cameras, hub.tasks)
+    hub.gb28181 = adapter
+    ports = PortPool(gb.media_port_min, gb.media_port_max)
+    counters = PsCounters()
+    bind = gb.host if gb.host not in ("", "::") else "0.0.0.0"
+
+    def pull(url: str, camera_id: str, hooks: SourceHooks) -> PullSource:
+        config = PsPullConfig(
+            media_ip=gb.media_ip or adapter.local.host, bind_host=bind,
+            transport=gb.media_transport, port_min=gb.media_port_min,
+            port_max=gb.media_port_max, invite_timeout=gb.invite_timeout,
+            media_timeout=gb.media_timeout, read_timeout=media.read_timeout,
+            reconnect_min_delay=media.reconnect_min_delay,
+            reconnect_max_delay=media.reconnect_max_delay, stable_after=media.stable_after,
+        )  # fmt: skip
+        return PsRtpPull(url, camera_id, hooks, config, adapter.live, ports, counters)
+
+    hub.streams.source_factories["gb28181"] = pull
+    hub.metrics.registry.register(Gb28181Collector(adapter, counters))
+    return adapter
 
 
 def make_location_service(

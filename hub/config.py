@@ -390,6 +390,91 @@ class ConsultationSettings(BaseModel):
     )
 
 
+class Gb28181Device(BaseModel):
+    """A device or lower platform allowed its own password (others use the default)."""
+
+    id: str = Field(pattern=r"^[0-9A-Za-z_-]{1,64}$", description="Its 20-digit SIP id.")
+    password: SecretStr
+    org: str | None = Field(None, description="Org node of its channels (else by CivilCode).")
+
+
+class Gb28181Settings(BaseModel):
+    """GB/T 28181 (adapters/gb28181): the hub as the upper platform that cameras, NVRs and
+    lower platforms register to; their channels become cameras."""
+
+    enabled: bool = Field(False, description="Run the GB/T 28181 SIP server.")
+    sip_id: str = Field(
+        "34020000002000000001",
+        pattern=r"^[0-9]{20}$",
+        description="The hub's 20-digit SIP id (the platform id devices register to).",
+    )
+    domain: str = Field(
+        "3402000000", pattern=r"^[0-9]{10}$", description="The SIP domain (digest realm)."
+    )
+    host: str = Field("0.0.0.0", description="Address the SIP server binds (UDP and TCP).")
+    port: int = Field(5060, ge=0, le=65535, description="SIP port (UDP and TCP; 0: any).")
+    sip_address: str = Field(
+        "",
+        description="Address devices reach the hub's SIP at (Contact, Via); empty: the bound"
+        " address, or this host's outward address when bound to 0.0.0.0.",
+    )
+    password: SecretStr = Field(
+        SecretStr("12345678"), description="Default device password (digest)."
+    )
+    devices: list[Gb28181Device] = Field(
+        default_factory=list, description="Per-device passwords and orgs."
+    )
+    default_org: str = Field("d01", description="Org of channels no mapping places.")
+    civil_code_orgs: dict[str, str] = Field(
+        default_factory=dict,
+        description="CivilCode prefix → org path (longest prefix wins), e.g."
+        ' {"340201": "d01.s01"}.',
+    )
+    register_expires_max: int = Field(
+        3600, description="Longest registration accepted (s); longer requests are cut to it."
+    )
+    nonce_lifetime: float = Field(300.0, description="Seconds a digest nonce stays valid.")
+    keepalive_interval: float = Field(
+        60.0, description="Keepalive interval devices are expected to use (s)."
+    )
+    keepalive_misses: int = Field(
+        3, ge=1, description="Missed keepalives after which a device is marked offline."
+    )
+    catalog_interval: float = Field(
+        3600.0, description="Seconds between catalog syncs of an online device."
+    )
+    catalog_timeout: float = Field(
+        30.0, description="Seconds a catalog sync may take before it is given up."
+    )
+    max_channels_per_device: int = Field(
+        20000, description="Largest catalog accepted from one device or platform."
+    )
+    media_ip: str = Field(
+        "",
+        description="IP devices send media to (written into the INVITE's SDP); empty: the"
+        " SIP address.",
+    )
+    media_port_min: int = Field(30000, description="Lowest media (RTP) port.")
+    media_port_max: int = Field(30499, description="Highest media (RTP) port.")
+    media_transport: Literal["tcp_passive", "tcp_active", "udp"] = Field(
+        "tcp_passive",
+        description="How devices send live media: TCP to the hub (passive), TCP from the"
+        " hub (active) or UDP.",
+    )
+    invite_timeout: float = Field(10.0, description="Seconds a device has to answer an INVITE.")
+    media_timeout: float = Field(
+        10.0, description="Seconds after the INVITE within which media must arrive (收流超时)."
+    )
+    request_timeout: float = Field(
+        8.0, description="Seconds a request to a device may take (retransmissions included)."
+    )
+    max_message_bytes: int = Field(65535, description="Largest SIP message accepted.")
+    max_tcp_connections: int = Field(2000, description="SIP TCP connections allowed at once.")
+    auth_failure_log_interval: float = Field(
+        60.0, description="Seconds between two logs of failed registrations of one address."
+    )
+
+
 class Settings(BaseSettings):
     """All hub settings."""
 
@@ -444,6 +529,7 @@ class Settings(BaseSettings):
     cameras: CameraSettings = Field(default_factory=CameraSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     consultations: ConsultationSettings = Field(default_factory=ConsultationSettings)
+    gb28181: Gb28181Settings = Field(default_factory=Gb28181Settings)
 
     @classmethod
     def settings_customise_sources(

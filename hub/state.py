@@ -29,7 +29,9 @@ from hub.tasks import TaskRegistry
 from streams.manager import StreamManager
 
 if TYPE_CHECKING:
+    from adapters.gb28181 import Gb28181Adapter
     from adapters.onvif import PtzPool
+    from hub.cameras.devices import VideoDeviceStore
 
 
 class Adapter(Protocol):
@@ -75,6 +77,9 @@ class Hub:
     ptz: PtzPool | None = None
     consultations: ConsultationService | None = None
     consultation_media: RoomMedia | None = None
+    video_devices: VideoDeviceStore | None = None
+    """GB/T 28181 devices and channels (when the adapter is enabled)."""
+    gb28181: Gb28181Adapter | None = None
     """The consultation media plane, when one is installed (else NoMedia: 503 for media)."""
 
 

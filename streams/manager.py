@@ -19,7 +19,16 @@ from aiortc.sdp import H264Profile, SessionDescription
 from streams.recorder import RecordConfig, Recorded, RecordError, record_mp4
 from streams.relay import CameraRelay, RelayCounters, Viewer
 from streams.snapshot import Snapshot, SnapshotError, keyframe_to_jpeg
-from streams.source import CameraSource, MediaPacket, PullConfig, PullCounters, StreamInfo
+from streams.source import (
+    CameraSource,
+    MediaPacket,
+    PullConfig,
+    PullCounters,
+    PullSource,
+    SourceFactory,
+    SourceHooks,
+    StreamInfo,
+)
 from streams.transcode import TranscodeConfig, Transcoder
 from streams.whep import (
     OfferError,
@@ -90,15 +99,22 @@ class _Camera:
             manager.config.gop_max_packets,
             manager.config.gop_max_bytes,
         )
-        self.source = CameraSource(
-            url,
-            manager.config.pull,
-            manager.counters.pull,
-            self.relay.set_info,
-            self._on_packet,
-            self._on_status,
-            name=camera_id,
-        )
+        factory = manager.source_factories.get(url.partition("://")[0])
+        self.source: PullSource
+        if factory is not None:
+            self.source = factory(url, camera_id, SourceHooks(
+                self.relay.set_info, self._on_packet, self._on_status
+            ))  # fmt: skip
+        else:
+            self.source = CameraSource(
+                url,
+                manager.config.pull,
+                manager.counters.pull,
+                self.relay.set_info,
+                self._on_packet,
+                self._on_status,
+                name=camera_id,
+            )
         self._manager = manager
         self.task: asyncio.Task[None] | None = None
         self.idle: asyncio.TimerHandle | None = None
@@ -149,6 +165,8 @@ class StreamManager:
         self._snapshots: dict[str, Snapshot] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.source_factories: dict[str, SourceFactory] = {}
+        """URL scheme → the pull for such cameras (others are opened with PyAV)."""
 
     # -- observation ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
 import av
 import structlog
@@ -86,6 +87,39 @@ class PullCounters:
 
 
 _Item = StreamInfo | _Raw | _Ended
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHooks:
+    """How a pull reports to the camera it feeds."""
+
+    on_info: Callable[[StreamInfo], None]
+    on_packet: Callable[[MediaPacket], None]
+    on_status: Callable[[bool, str], None]
+
+
+class PullSource(Protocol):
+    """What the StreamManager runs for a camera: CameraSource (URLs PyAV opens) or another
+    kind registered for a URL scheme (GB/T 28181 PS over RTP)."""
+
+    url: str
+
+    @property
+    def online(self) -> bool | None:
+        """None until the first session reported, then whether media flows."""
+
+    async def run(self) -> None:
+        """Pull, reconnecting, until ``stop()``."""
+
+    def stop(self) -> None:
+        """Ask the pull to end."""
+
+    async def join(self, timeout: float) -> bool:
+        """Wait for the pull's own threads/sessions to end; False if one is still running."""
+
+
+SourceFactory = Callable[[str, str, SourceHooks], PullSource]
+"""(url, camera id, hooks) → a pull for URLs of one scheme."""
 
 
 class TimestampCleaner:

@@ -112,7 +112,8 @@ async def _truncate(url: str) -> None:
                 " citymgmt_deliveries, citymgmt_cursors,"
                 " case_entries, case_attachments, cases, case_counters, cameras, recordings,"
                 " case_org_tallies, case_assignee_tallies, case_tally_keys, case_tally_marks,"
-                " consultation_recordings, consultation_participants, consultations"
+                " consultation_recordings, consultation_participants, consultations,"
+                " video_channels, video_devices"
             )
         )
     await engine.dispose()

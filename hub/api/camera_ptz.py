@@ -10,7 +10,7 @@ a held button cannot flood a camera; stop is never limited.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -22,11 +22,16 @@ from hub.api.directory_http import json_reply, read_body
 from hub.api.errors import Handler
 from hub.api.operations import Operation, Reply, RouteKey
 from hub.auth.tokens import Identity
+from hub.cameras.devices import parse_channel_url
 from hub.cameras.registry import is_camera_id
 from hub.db.models import Camera
 from hub.errors import HubError
 from hub.state import HUB
 from protocols.envelope import org_contains
+from protocols.gb28181.ptz import PTZ_STOP, ptz_from_velocity
+
+if TYPE_CHECKING:
+    from adapters.gb28181 import Gb28181Adapter
 
 log = structlog.get_logger(__name__)
 
@@ -71,17 +76,32 @@ class PresetList(BaseModel):
     items: list[PresetOut]
 
 
-async def _target(request: web.Request) -> tuple[PtzPool, str, OnvifEndpoint]:
-    """The pool, camera id and ONVIF endpoint of the camera in the path, after the checks:
-    403 without a steering role, 404 outside the caller's subtree, 409 if not PTZ."""
+async def _steerable(request: web.Request) -> Camera:
+    """The camera in the path after the checks: 403 without a steering role, 404 outside
+    the caller's subtree, 409 if not PTZ."""
     identity = require_identity(request, *PTZ_ROLES)
+    row = await _camera(request, identity, request.match_info["id"])
+    if not row.ptz:
+        raise HubError("camera.ptz_unsupported", f"camera {row.id} is not a PTZ camera", 409)
+    return row
+
+
+def _gb28181(request: web.Request, row: Camera) -> Gb28181Adapter | None:
+    """The GB/T 28181 adapter when the camera is a GB/T 28181 channel (steered over SIP
+    DeviceControl instead of ONVIF); 503 if that adapter is not running."""
+    if parse_channel_url(row.source_url) is None:
+        return None
+    adapter = request.app[HUB].gb28181
+    if adapter is None or not adapter.ready:
+        raise HubError("camera.ptz_unavailable", "GB/T 28181 is not running", 503)
+    return adapter
+
+
+async def _target(request: web.Request, row: Camera) -> tuple[PtzPool, str, OnvifEndpoint]:
+    """The ONVIF pool, camera id and endpoint of a (checked) camera."""
     hub = request.app[HUB]
     if hub.ptz is None:
         raise HubError("camera.ptz_unavailable", "PTZ is not running", 503)
-    camera_id = request.match_info["id"]
-    row = await _camera(request, identity, camera_id)
-    if not row.ptz:
-        raise HubError("camera.ptz_unsupported", f"camera {row.id} is not a PTZ camera", 409)
     endpoint = OnvifEndpoint.of(
         row.onvif_url, row.source_url, row.onvif_username, row.onvif_password
     )
@@ -100,8 +120,17 @@ async def _camera(request: web.Request, identity: Identity, camera_id: str) -> C
 
 async def post_move(request: web.Request) -> web.Response:
     """Start (or keep up) a continuous move."""
-    pool, camera_id, endpoint = await _target(request)
+    row = await _steerable(request)
     move = await read_body(request, PtzMove, "camera.ptz_invalid")
+    gb = _gb28181(request, row)
+    if gb is not None:
+        pool = request.app[HUB].ptz
+        if pool is not None:
+            pool.take_move(row.id)  # the same per-camera limit as ONVIF
+        command = ptz_from_velocity(move.pan, move.tilt, move.zoom)
+        await gb.move(row.id, row.source_url, command, move.timeout_s)
+        return web.Response(status=204)
+    pool, camera_id, endpoint = await _target(request, row)
     pool.take_move(camera_id)
 
     async def act(client: PtzClient) -> None:
@@ -114,7 +143,12 @@ async def post_move(request: web.Request) -> web.Response:
 
 async def post_stop(request: web.Request) -> web.Response:
     """Stop pan, tilt and zoom."""
-    pool, camera_id, endpoint = await _target(request)
+    row = await _steerable(request)
+    gb = _gb28181(request, row)
+    if gb is not None:
+        await gb.move(row.id, row.source_url, PTZ_STOP, 0)
+        return web.Response(status=204)
+    pool, camera_id, endpoint = await _target(request, row)
 
     async def act(client: PtzClient) -> None:
         await client.stop()
@@ -125,7 +159,10 @@ async def post_stop(request: web.Request) -> web.Response:
 
 async def get_presets(request: web.Request) -> web.Response:
     """The camera's presets."""
-    pool, camera_id, endpoint = await _target(request)
+    row = await _steerable(request)
+    if _gb28181(request, row) is not None:
+        raise HubError("camera.ptz_unsupported", "GB/T 28181 cameras list no presets", 409)
+    pool, camera_id, endpoint = await _target(request, row)
 
     async def act(client: PtzClient) -> list[PtzPreset]:
         return await client.presets()
@@ -137,7 +174,10 @@ async def get_presets(request: web.Request) -> web.Response:
 
 async def post_goto(request: web.Request) -> web.Response:
     """Move to a preset."""
-    pool, camera_id, endpoint = await _target(request)
+    row = await _steerable(request)
+    if _gb28181(request, row) is not None:
+        raise HubError("camera.ptz_unsupported", "GB/T 28181 cameras list no presets", 409)
+    pool, camera_id, endpoint = await _target(request, row)
     token = request.match_info["token"]
     if not 0 < len(token) <= MAX_PRESET_TOKEN:
         raise HubError("camera.ptz_preset_not_found", "the camera has no such preset", 404)

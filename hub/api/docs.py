@@ -24,6 +24,7 @@ from hub.api import (
     consultations,
     directory,
     notices,
+    video_devices,
     workers,
 )
 from hub.api.asyncapi import WEBSOCKET_PATH, build_asyncapi
@@ -180,6 +181,7 @@ OPERATIONS: dict[RouteKey, Operation] = {
     **camera_recordings.OPERATIONS,
     **camera_ptz.OPERATIONS,
     **consultations.OPERATIONS,
+    **video_devices.OPERATIONS,
 }
 
 

@@ -199,6 +199,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
         502, "The camera rejected the stored ONVIF credentials (fix them on the camera)."
     ),
     "camera.ptz_failed": ErrorCode(502, "The camera refused the PTZ request or answered badly."),
+    "video_device.not_found": ErrorCode(404, "No such video device (or not in your subtree)."),
+    "video_device.offline": ErrorCode(409, "The video device is not registered to the hub now."),
+    "video_device.no_answer": ErrorCode(504, "The video device did not answer the catalog query."),
     "camera.ptz_preset_not_found": ErrorCode(404, "The camera has no preset with this token."),
     "camera.ptz_rate_limited": ErrorCode(
         429, "Too many moves of this camera in a second; send fewer (stop is never limited)."

@@ -13,7 +13,9 @@ from protocols.envelope import validate_org_path
 
 CAMERA_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
 """URL-safe, at most 64 characters, not starting with a dot (no ``.``/``..`` path games)."""
-SOURCE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "file"})
+SOURCE_SCHEMES = frozenset(
+    {"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "file", "gb28181"}
+)
 MAX_URL = 1024
 ONVIF_SCHEMES = frozenset({"http", "https"})
 ONVIF_DEVICE_PATH = "/onvif/device_service"

@@ -559,3 +559,55 @@ class Recording(Base):
     case_id: Mapped[str | None] = mapped_column(String(26))
     error: Mapped[str | None] = mapped_column(String(500))
     finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class VideoDevice(Base):
+    """A GB/T 28181 device, NVR or lower platform registered to the hub (adapters/gb28181):
+    where it is reached, whether it is online, what its catalog last said."""
+
+    __tablename__ = "video_devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """Its SIP id (20 digits under GB/T 28181)."""
+    name: Mapped[str | None] = mapped_column(String(100))
+    manufacturer: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(64))
+    firmware: Mapped[str | None] = mapped_column(String(64))
+    org: Mapped[str] = mapped_column(String(128))
+    transport: Mapped[str] = mapped_column(String(8))
+    """udp or tcp: how it reached the hub's SIP server."""
+    host: Mapped[str] = mapped_column(String(64))
+    port: Mapped[int] = mapped_column(Integer)
+    charset: Mapped[str] = mapped_column(String(16), default="GB2312")
+    status: Mapped[str] = mapped_column(String(8), default="offline")
+    """online or offline."""
+    registered_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    last_keepalive_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    status_changed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    channel_count: Mapped[int] = mapped_column(Integer, default=0)
+    catalog_synced_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class VideoChannel(Base):
+    """A channel of a video device as its catalog describes it; each is a camera
+    (``gb28181://<device>/<channel>``) in ``cameras`` under ``camera_id``."""
+
+    __tablename__ = "video_channels"
+
+    device_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("video_devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    civil_code: Mapped[str | None] = mapped_column(String(32))
+    parent_id: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(8), default="ON")
+    """The catalog's Status (ON / OFF)."""
+    ptz_type: Mapped[int | None] = mapped_column(Integer)
+    codec: Mapped[str | None] = mapped_column(String(8))
+    """The codec its live media arrived in (h264 / h265), once seen."""
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,127 @@
+"""Live view of a GB/T 28181 channel: WHEP viewers (aiortc) watch it through the same
+shared fan-out as RTSP cameras; the hub INVITEs the device once (unique SSRC, TCP passive
+by default), demuxes its PS stream without re-encoding, and hangs up after the idle time."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import Backend, RunningHub
+from tests.integration.cameras.conftest import STREET
+from tests.integration.cameras.test_whep import WhepViewer
+from tests.integration.gb28181.conftest import PASSWORD, eventually, sip_port, start_gb_hub
+from tests.support.gb_device import GbDevice
+from tests.support.rtsp_server import frame_number, gradient_ok, make_clip
+
+DEVICE = "34020000001320000001"
+CHANNEL = "34020100001320000001"
+CAMERA = f"{DEVICE}_{CHANNEL}"
+STREET_CIVIL = "34020101"  # → d01.s01, STREET's street
+
+
+@pytest.fixture(scope="module")
+def numbered_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The RTSP tests' clip (H.264 High, each frame's number drawn in) for the device."""
+    return make_clip(tmp_path_factory.mktemp("gb-live") / "numbered.mp4")
+
+
+async def _device(running: RunningHub, clip: Path, **kwargs: object) -> AsyncIterator[GbDevice]:
+    device = GbDevice(
+        hub_port=sip_port(running), password=PASSWORD, device_id=DEVICE,
+        channels=[(CHANNEL, "东门广场", STREET_CIVIL)], clip=clip, **kwargs,  # type: ignore[arg-type]
+    )  # fmt: skip
+    await device.start()
+    try:
+        assert await device.register() == 200
+        device.start_keepalives(0.2)
+
+        async def imported() -> bool:
+            return await running.hub.cameras.get(CAMERA) is not None  # type: ignore[union-attr]
+
+        await eventually(imported, "the channel's camera")
+        yield device
+    finally:
+        await device.close()
+
+
+@pytest.mark.parametrize("media_transport", ["tcp_passive", "udp", "tcp_active"])
+async def test_whep_viewers_watch_a_channel_through_one_invite_and_the_last_one_leaving_hangs_up(
+    sqlite_backend: Backend, tmp_path: Path, numbered_clip: Path, media_transport: str
+) -> None:
+    running = await start_gb_hub(sqlite_backend, tmp_path, media_transport=media_transport)
+    viewers: list[WhepViewer] = []
+    try:
+        async for device in _device(running, numbered_clip):
+            streams = running.hub.streams
+            assert streams is not None
+            async with aiohttp.ClientSession() as http:
+                first = WhepViewer(running.url, STREET.token, camera_id=CAMERA)
+                viewers.append(first)
+                await first.connect(http)
+                await first.wait_frames(30)
+
+                invite = device.invites[0]
+                assert invite.transport == ("udp" if media_transport == "udp" else "tcp")
+                expected_setup = {"tcp_passive": "passive", "tcp_active": "active", "udp": None}
+                assert invite.setup == expected_setup[media_transport]
+                assert len(invite.ssrc) == 10 and invite.ssrc.isdigit()
+                assert invite.ssrc.startswith("0")  # live, not playback
+                assert invite.media_host == "127.0.0.1"  # the explicit media IP
+                assert "s=Play" in invite.sdp and "PS/90000" in invite.sdp
+
+                numbers = [frame_number(f) for f in first.frames[:30]]
+                assert all(b > a for a, b in itertools.pairwise(numbers)), numbers
+                assert all(gradient_ok(f) for f in first.frames[:30])
+                assert (first.frames[0].width, first.frames[0].height) == (640, 360)
+
+                for _ in range(9):
+                    viewer = WhepViewer(running.url, STREET.token, camera_id=CAMERA)
+                    viewers.append(viewer)
+                    await viewer.connect(http)
+                for viewer in viewers[1:]:
+                    await viewer.wait_frames(5)
+                assert len(device.invites) == 1  # ten viewers, one stream from the device
+                assert streams.viewers(CAMERA) == 10
+                assert streams.counters.frames_decoded == 0  # passed through: no decoding,
+                assert streams.counters.frames_encoded == 0  # no re-encoding
+
+                for viewer in viewers:
+                    assert await viewer.delete(http) == 204
+                    await viewer.close()
+                await device.wait_bye()  # after the idle time (1 s in the test hubs)
+                assert device.byes == 1
+                adapter = running.hub.gb28181
+                assert adapter is not None and adapter.counters.invites == {"ok": 1}
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+        await running.server.close()
+
+
+async def test_two_channels_live_at_once_get_different_ssrcs(
+    sqlite_gb_hub: RunningHub, numbered_clip: Path
+) -> None:
+    second = "34020100001320000002"
+    async for device in _device(sqlite_gb_hub, numbered_clip):
+        device.channels.append((second, "西门", STREET_CIVIL))
+        adapter = sqlite_gb_hub.hub.gb28181
+        assert adapter is not None
+        assert await adapter.catalog.sync(DEVICE) is not None
+        async with aiohttp.ClientSession() as http:
+            one = WhepViewer(sqlite_gb_hub.url, STREET.token, camera_id=CAMERA)
+            two = WhepViewer(sqlite_gb_hub.url, STREET.token, camera_id=f"{DEVICE}_{second}")
+            try:
+                await one.connect(http)
+                await two.connect(http)
+                await one.wait_frames(5)
+                await two.wait_frames(5)
+            finally:
+                await one.close()
+                await two.close()
+        assert len(device.invites) == 2
+        assert device.invites[0].ssrc != device.invites[1].ssrc

@@ -1,0 +1,102 @@
+"""Devices register to the hub with digest auth, stay online on keepalives, go offline when
+they stop (their channels' cameras with them), and come back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import RunningHub
+from tests.integration.gb28181.conftest import (
+    DEVICE_PASSWORD,
+    OWN_DEVICE,
+    DeviceFactory,
+    camera_events,
+    device_row,
+    eventually,
+)
+from tests.support.gb_device import DEFAULT_CHANNELS
+
+DEVICE = "34020000001320000001"
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_a_wrong_password_gets_403_and_no_registration(
+    gb_hub: RunningHub, devices: DeviceFactory, transport: str
+) -> None:
+    intruder = await devices(transport=transport, password="not-the-password")
+    assert await intruder.register() == 403
+    adapter = gb_hub.hub.gb28181
+    assert adapter is not None
+    assert adapter.devices.get(DEVICE) is None
+    assert await device_row(gb_hub, DEVICE) is None
+    assert adapter.counters.registrations.get("forbidden") == 1
+    assert await intruder.keepalive() == 403  # an unregistered device's messages are refused
+
+
+async def test_a_device_with_its_own_password_needs_that_one(devices: DeviceFactory) -> None:
+    default_password = await devices(device_id=OWN_DEVICE)
+    assert await default_password.register() == 403
+    own = await devices(device_id=OWN_DEVICE, password=DEVICE_PASSWORD)
+    assert await own.register() == 200
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_keepalives_keep_a_device_online_and_silence_takes_it_offline_and_back(
+    gb_hub: RunningHub, devices: DeviceFactory, transport: str
+) -> None:
+    device = await devices(transport=transport)
+    assert await device.register() == 200
+    row = await device_row(gb_hub, DEVICE)
+    assert row is not None and row.status == "online" and row.transport == transport
+    camera_id = f"{DEVICE}_{DEFAULT_CHANNELS[0][0]}"
+
+    async def catalog_imported() -> bool:
+        return await gb_hub.hub.cameras.get(camera_id) is not None  # type: ignore[union-attr]
+
+    await eventually(catalog_imported, "the catalog import after registration")
+
+    for _ in range(8):  # a device's pace: 1.6 s in all, past the 1.5 s of allowed silence
+        assert await device.keepalive() == 200
+        await asyncio.sleep(0.2)
+    row = await device_row(gb_hub, DEVICE)
+    assert row is not None and row.status == "online"
+
+    async def offline() -> bool:
+        row = await device_row(gb_hub, DEVICE)
+        return row is not None and row.status == "offline"
+
+    await eventually(offline, "the device to go offline")
+
+    async def camera_offline() -> bool:
+        return await camera_events(gb_hub, "camera.offline", camera_id) == 1
+
+    await eventually(camera_offline, "camera.offline of its channel")
+    record = await gb_hub.hub.cameras.get(camera_id)  # type: ignore[union-attr]
+    assert record is not None and record.status == "offline"
+
+    assert await device.keepalive() == 200
+
+    async def online_again() -> bool:
+        row = await device_row(gb_hub, DEVICE)
+        record = await gb_hub.hub.cameras.get(camera_id)  # type: ignore[union-attr]
+        return row is not None and row.status == "online" and record.status == "online"
+
+    await eventually(online_again, "the device and its camera back online")
+    assert await camera_events(gb_hub, "camera.online", camera_id) >= 1
+
+
+async def test_expires_zero_unregisters(gb_hub: RunningHub, devices: DeviceFactory) -> None:
+    device = await devices()
+    assert await device.register() == 200
+    assert await device.unregister() == 200
+    adapter = gb_hub.hub.gb28181
+    assert adapter is not None and adapter.devices.get(DEVICE) is None
+
+    async def offline() -> bool:
+        row = await device_row(gb_hub, DEVICE)
+        return row is not None and row.status == "offline"
+
+    await eventually(offline, "the unregistered device stored offline")
+    assert await device.keepalive() == 403

@@ -458,6 +458,7 @@ def make_gb28181(hub: Hub) -> Adapter:
         return PsRtpPull(url, camera_id, hooks, config, adapter.live, ports, counters)
 
     hub.streams.source_factories["gb28181"] = pull
+    adapter.media_counters = counters
     hub.metrics.registry.register(Gb28181Collector(adapter, counters))
     return adapter
 

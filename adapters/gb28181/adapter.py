@@ -39,7 +39,7 @@ from protocols.sip.digest import (
     verify_response,
 )
 from protocols.sip.message import SipParseError, SipRequest, new_tag
-from streams.ps_pull import outward_address
+from streams.ps_pull import PsCounters, outward_address
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +91,8 @@ class Gb28181Adapter:
         self._device_orgs = {d.id: d.org for d in settings.devices if d.org}
         self._auth_logged: dict[str, float] = {}
         self._ptz_stops: dict[str, asyncio.TimerHandle] = {}
+        self.media_counters: PsCounters | None = None
+        """The live media pulls' counters (set by whoever installs the pulls)."""
         self._watch: asyncio.Task[None] | None = None
         self._ready = False
 
@@ -337,6 +339,10 @@ class Gb28181Adapter:
         fields = message.fields
         channel = message.device_id
         camera = await self.registry.get(f"{device.id}_{channel}")
+        if camera is None and channel == device.id:  # a camera naming itself: its one channel
+            found = await self.store.device(device.id)
+            if found is not None and len(found[1]) == 1:
+                camera = await self.registry.get(found[1][0].camera_id)
         if camera is None:
             self.counters.bump(self.counters.rejected, "alarm_unknown_channel")
             log.info("alarm of an unknown channel", device_id=device.id, channel=channel)

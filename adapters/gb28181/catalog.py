@@ -65,6 +65,7 @@ class CatalogSync:
         if device is None or not device.online:
             return None
         bump = adapter.counters.bump
+        await self._ask_device_info(device)
         sn = adapter.requests.sn()
         assembler = CatalogAssembler(device_id, sn, adapter.settings.max_channels_per_device)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -101,6 +102,21 @@ class CatalogSync:
         )  # fmt: skip
         bump(adapter.counters.catalog_syncs, "ok")
         return result
+
+    async def _ask_device_info(self, device: LiveDevice) -> None:
+        """Ask for the device's name, maker, model and firmware (the answer comes as a
+        MESSAGE of its own and is stored when it does)."""
+        adapter = self.adapter
+        body = build_query("DeviceInfo", adapter.requests.sn(), device.id, device.charset)
+        request = adapter.requests.message(
+            device.id, device.peer.host, device.peer.port, device.peer.transport, body
+        )
+        try:
+            await asyncio.wait_for(
+                adapter.transport.request(request, device.peer), adapter.settings.request_timeout
+            )
+        except (TimeoutError, ConnectionError):
+            log.info("no answer to the DeviceInfo query", device_id=device.id)
 
     def received(self, device: LiveDevice, message: ManscdpMessage) -> None:
         """One MESSAGE of a catalog answer."""

@@ -2,7 +2,8 @@
 the hub, with online state, last keepalive, transport and their channels (each a camera,
 with its codec once live media was seen); an admin or dispatcher may ask for a catalog sync.
 
-Dispatchers, leaders and admins see the devices whose org lies in their subtree."""
+Dispatchers, leaders and admins see the devices whose org lies in their subtree, and the
+devices of the cameras they may see (with only those channels)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from hub.api.auth import require_identity
 from hub.api.directory_http import json_reply
 from hub.api.errors import Handler
 from hub.api.operations import Operation, Reply, RouteKey
+from hub.auth.tokens import Identity
 from hub.db.models import Camera, VideoChannel, VideoDevice
+from hub.db.paths import in_subtree
 from hub.errors import HubError
 from hub.state import HUB, Hub
 from protocols.envelope import org_contains
@@ -106,34 +109,55 @@ async def list_devices(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     async with hub.sessions() as session:
         rows = (await session.scalars(select(VideoDevice).order_by(VideoDevice.id))).all()
+        # A device is also listed to whoever may see one of its channels' cameras.
+        with_channels = set(
+            (
+                await session.scalars(
+                    select(VideoChannel.device_id)
+                    .join(Camera, Camera.id == VideoChannel.camera_id)
+                    .where(in_subtree(Camera.org, identity.org))
+                    .distinct()
+                )
+            ).all()
+        )
     items = [
-        DeviceOut.of(r, _registered(hub, r.id)) for r in rows if org_contains(identity.org, r.org)
+        DeviceOut.of(r, _registered(hub, r.id))
+        for r in rows
+        if org_contains(identity.org, r.org) or r.id in with_channels
     ]
     return json_reply(DeviceList(items=items))
 
 
-async def _device(request: web.Request, *roles: str) -> VideoDevice:
+async def _device(request: web.Request, *roles: str) -> tuple[VideoDevice, Identity]:
     identity = require_identity(request, *roles)
     device_id = request.match_info["id"]
     row = None
     if 0 < len(device_id) <= MAX_ID:
         async with request.app[HUB].sessions() as session:
             row = await session.get(VideoDevice, device_id)
-    if row is None or not org_contains(identity.org, row.org):
+            if row is not None and not org_contains(identity.org, row.org):
+                seen = await session.scalar(
+                    select(VideoChannel.channel_id)
+                    .join(Camera, Camera.id == VideoChannel.camera_id)
+                    .where(VideoChannel.device_id == row.id, in_subtree(Camera.org, identity.org))
+                    .limit(1)
+                )
+                row = row if seen is not None else None
+    if row is None:
         raise HubError("video_device.not_found", f"no video device {device_id[:64]} for you", 404)
-    return row
+    return row, identity
 
 
 async def get_device(request: web.Request) -> web.Response:
-    """A device and its channels."""
-    row = await _device(request, *READ_ROLES)
+    """A device and its channels (those in the caller's subtree)."""
+    row, identity = await _device(request, *READ_ROLES)
     hub = request.app[HUB]
     async with hub.sessions() as session:
         pairs = (
             await session.execute(
                 select(VideoChannel, Camera.status)
-                .outerjoin(Camera, Camera.id == VideoChannel.camera_id)
-                .where(VideoChannel.device_id == row.id)
+                .join(Camera, Camera.id == VideoChannel.camera_id)
+                .where(VideoChannel.device_id == row.id, in_subtree(Camera.org, identity.org))
                 .order_by(VideoChannel.channel_id)
             )
         ).all()
@@ -145,7 +169,7 @@ async def get_device(request: web.Request) -> web.Response:
             civil_code=c.civil_code,
             address=c.address,
             catalog_status=c.status,
-            camera_status=status or "unknown",
+            camera_status=status,
             ptz_type=c.ptz_type,
             codec=c.codec,
         )
@@ -157,7 +181,7 @@ async def get_device(request: web.Request) -> web.Response:
 
 async def post_catalog(request: web.Request) -> web.Response:
     """Sync a device's catalog now."""
-    row = await _device(request, *SYNC_ROLES)
+    row, _ = await _device(request, *SYNC_ROLES)
     adapter = request.app[HUB].gb28181
     if adapter is None or adapter.devices.get(row.id) is None:
         raise HubError("video_device.offline", f"device {row.id} is not registered now", 409)
@@ -170,7 +194,10 @@ async def post_catalog(request: web.Request) -> web.Response:
 
 _AUTH = ("auth.required", "auth.invalid_token", "auth.token_expired", "auth.forbidden")
 _IDS = {"id": "Device SIP id."}
-_WHO = " Dispatchers, leaders and admins; devices outside the caller's subtree do not exist."
+_WHO = (
+    " Dispatchers, leaders and admins: the devices in the caller's subtree and those with a"
+    " channel there (listing only those channels); others do not exist for them."
+)
 
 ROUTES: list[tuple[str, str, Handler, Operation]] = [
     ("GET", DEVICES, list_devices, Operation(

@@ -91,3 +91,23 @@ def test_velocity_maps_to_directions_and_scaled_speeds() -> None:
     assert ptz_from_velocity(5.0, 0, 0).pan_speed == 255
     with pytest.raises(ValueError):
         ptz_from_velocity(float("nan"), 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "expected"),
+    [
+        (PtzCommand(1, 0, 0, 0x1F, 0, 0), "A50F01011F0000D5"),  # right, pan speed 0x1F
+        (PtzCommand(-1, 0, 0, 0xFF, 0, 0), "A50F0102FF0000B6"),  # left, full speed
+        (PtzCommand(0, 1, 0, 0, 0xFA, 0), "A50F010800FA00B7"),  # up, tilt speed 0xFA
+        (PtzCommand(0, -1, 0, 0, 0x10, 0), "A50F0104001000C9"),  # down
+        (PtzCommand(0, 0, 1, 0, 0, 0xF), "A50F01100000F0B5"),  # zoom in (tele), 15
+        (PtzCommand(0, 0, -1, 0, 0, 1), "A50F0120000010E5"),  # zoom out (wide), 1
+        (PtzCommand(1, 1, 0, 0x80, 0x40, 0), "A50F01098040007E"),  # up-right
+        (PtzCommand(-1, -1, 0, 1, 1, 0), "A50F0106010100BD"),  # down-left
+    ],
+)
+def test_each_direction_and_speed_gives_the_standard_bytes(cmd: PtzCommand, expected: str) -> None:
+    # byte 8 = (A5 + 0F + 01 + instruction + pan speed + tilt speed + zoom<<4|addr_hi) mod 256
+    raw = bytes.fromhex(expected)
+    assert raw[7] == sum(raw[:7]) % 256, "the expected value itself must be consistent"
+    assert ptz_hex(cmd) == expected

@@ -65,10 +65,11 @@ async def test_a_catalog_of_300_channels_in_several_messages_is_imported_whole(
     assert body["channels"][0]["name"] == sent[0][1]
 
 
-async def test_a_street_dispatcher_sees_only_the_devices_of_the_street(
+async def test_a_street_dispatcher_sees_the_device_with_only_the_streets_channels(
     gb_hub: RunningHub, devices: DeviceFactory
 ) -> None:
-    nvr = await devices(device_id=NVR, channels=channels(4))
+    sent = channels(4)  # two in d01.s01, two in d01.s02
+    nvr = await devices(device_id=NVR, channels=sent)
     assert await nvr.register() == 200
 
     async def imported() -> bool:
@@ -77,19 +78,31 @@ async def test_a_street_dispatcher_sees_only_the_devices_of_the_street(
 
     await eventually(imported, "the catalog import after registration")
     street = {"Authorization": f"Bearer {token('s02-dispatcher', 'd01.s02', ['dispatcher'])}"}
+    elsewhere = {"Authorization": f"Bearer {token('s03-dispatcher', 'd01.s03', ['dispatcher'])}"}
     district = {"Authorization": f"Bearer {token('admin', 'd01', ['admin'])}"}
+    device_url = f"{gb_hub.url}/api/v1/video-devices/{NVR}"
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{gb_hub.url}/api/v1/video-devices", headers=district) as resp:
             assert resp.status == 200
             assert [d["id"] for d in (await resp.json())["items"]] == [NVR]
         async with http.get(f"{gb_hub.url}/api/v1/video-devices", headers=street) as resp:
-            assert (await resp.json())["items"] == []  # the NVR itself belongs to the district
-        async with http.get(f"{gb_hub.url}/api/v1/video-devices/{NVR}", headers=street) as resp:
+            assert [d["id"] for d in (await resp.json())["items"]] == [NVR]  # via its channels
+        async with http.get(device_url, headers=street) as resp:
+            assert resp.status == 200
+            shown = [c["channel_id"] for c in (await resp.json())["channels"]]
+            assert shown == [c[0] for c in sent if STREETS[c[2]] == "d01.s02"]
+        async with http.get(f"{gb_hub.url}/api/v1/video-devices", headers=elsewhere) as resp:
+            assert (await resp.json())["items"] == []
+        async with http.get(device_url, headers=elsewhere) as resp:
             assert resp.status == 404
             assert (await resp.json())["error"]["code"] == "video_device.not_found"
-        async with http.post(
-            f"{gb_hub.url}/api/v1/video-devices/{NVR}/catalog", headers=district
-        ) as resp:
+        async with http.post(f"{device_url}/catalog", headers=district) as resp:
             assert resp.status == 200, await resp.text()
             assert (await resp.json())["added"] == 0  # all four were imported on registration
     assert nvr.catalog_queries == 2
+
+    async def described() -> bool:  # each sync also asks DeviceInfo; the answer is stored
+        row = await gb_hub.hub.video_devices.device(NVR)  # type: ignore[union-attr]
+        return row is not None and row[0].manufacturer == "GridHub" and row[0].model == "StandIn"
+
+    await eventually(described, "the device's DeviceInfo stored")

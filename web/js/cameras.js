@@ -21,6 +21,11 @@ const MAX_COLUMNS = 3;
 const CHANGED_RELOAD_MS = 500;
 const STATUS_ORDER = { offline: 0, online: 1, unknown: 2 };
 const STATUSES = new Set(["online", "offline", "unknown"]);
+/** The tag the hub gives the channels of GB/T 28181 devices. */
+const GB28181_TAG = "gb28181";
+
+/** True for a channel of a GB/T 28181 device (its cameras carry the tag). */
+const isGb28181 = (camera) => Array.isArray(camera.tags) && camera.tags.includes(GB28181_TAG);
 
 /**
  * The cameras. `elements`: {tbody, count, empty, error, players, alerts}; `overlay` is the
@@ -65,6 +70,11 @@ export function createCameras(elements, { token, overlay, orgName, onAuthFailure
         row.tabIndex = 0;
         const name = el("td", "name");
         name.append(el("span", "camera-icon"), el("span", "", camera.name));
+        if (isGb28181(camera)) {
+          const tag = el("span", "badge camera-tag camera-tag-gb28181", t("camera.tag.gb28181"));
+          tag.title = t("camera.tag.gb28181.title");
+          name.append(tag);
+        }
         const status = el("td", "status");
         status.append(
           el("span", `badge camera-${camera.status}`, t(`camera.status.${camera.status}`)),

@@ -24,6 +24,7 @@ import { connectLive } from "./live.js";
 import { createWorkerMap } from "./map.js";
 import { createNoticePopups } from "./notices.js";
 import { createTrackPlayback } from "./track.js";
+import { createVideoDevices } from "./video_devices.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -65,6 +66,7 @@ function stopSession() {
   session.caseAlerts?.destroy();
   session.caseMarkers?.destroy();
   session.cameras?.destroy();
+  session.videoDevices?.destroy();
   session.track?.destroy();
   session.stats?.destroy();
   session.consultations?.destroy();
@@ -364,6 +366,15 @@ function start(token) {
       onAuthFailure: (err) => authFailed(err.expired ? "expired" : "invalid"),
     },
   );
+  current.videoDevices = createVideoDevices(
+    {
+      section: $("video-devices"),
+      tbody: $("video-devices-table").tBodies[0],
+      count: $("video-devices-count"),
+      error: $("video-devices-error"),
+    },
+    { token, onAuthFailure: (err) => authFailed(err.expired ? "expired" : "invalid") },
+  );
   renderUser(claims, null);
   setConnection("connecting");
   setSubscription("subscribing");
@@ -386,6 +397,7 @@ function start(token) {
         current.cases.reload();
         current.caseMarkers.reload();
         current.cameras.reload();
+        current.videoDevices.reload();
         current.consultations.reload();
       }
     },
@@ -393,7 +405,7 @@ function start(token) {
       if (current.stopped) return;
       current.map.apply(envelope);
       current.feed.add(envelope);
-      current.cameras.apply(envelope);
+      if (current.cameras.apply(envelope)) current.videoDevices.cameraEvent(envelope.type);
       applyCaseEvent(current, envelope);
     },
     onAuthFailure: (reason) => {

@@ -65,7 +65,6 @@ class CatalogSync:
         if device is None or not device.online:
             return None
         bump = adapter.counters.bump
-        await self._ask_device_info(device)
         sn = adapter.requests.sn()
         assembler = CatalogAssembler(device_id, sn, adapter.settings.max_channels_per_device)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -101,6 +100,7 @@ class CatalogSync:
             device.org,
         )  # fmt: skip
         bump(adapter.counters.catalog_syncs, "ok")
+        adapter.tasks.spawn(self._ask_device_info(device), name="gb28181 device info")
         return result
 
     async def _ask_device_info(self, device: LiveDevice) -> None:

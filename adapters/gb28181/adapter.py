@@ -53,6 +53,8 @@ ALARM_LEVELS = {1: "critical", 2: "warning", 3: "info", 4: "info"}
 ALARM_METHODS = {1: "phone", 2: "device", 3: "sms", 4: "gps", 5: "video", 6: "fault", 7: "other"}
 """AlarmMethod → the alarm kind's suffix (``gb28181.video`` …)."""
 DESCRIPTION_MAX = 2000
+DEFAULT_PASSWORD = "12345678"
+"""The factory default of most cameras, and of these settings: warned about at start."""
 DEFAULT_EXPIRES = 3600
 """RFC 3261 10.2.1.1: a REGISTER that names no time asks for an hour."""
 
@@ -123,6 +125,8 @@ class Gb28181Adapter:
         await self._restore()
         self._watch = self.tasks.spawn(self._watch_devices(), name="gb28181 device watch")
         self._ready = True
+        if self.settings.password.get_secret_value() == DEFAULT_PASSWORD:
+            log.warning("GB/T 28181 devices use the default password: set HUB_GB28181__PASSWORD")
         log.info("GB/T 28181 SIP server listening", host=self.settings.host, port=port,
                  sip_id=self.settings.sip_id, domain=self.settings.domain)  # fmt: skip
 

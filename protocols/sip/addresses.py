@@ -14,11 +14,11 @@ MAX_PORT_DIGITS = 5
 RELIABLE_TRANSPORTS = frozenset({"TCP", "TLS", "SCTP", "WS", "WSS"})
 SIP_SCHEMES = frozenset({"sip", "sips"})
 
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9.\-_]*|\[[0-9A-Fa-f:.]+\])$")
+_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_]*|\[[0-9A-Fa-f:.]+\]")
 # Characters never valid unescaped in a SIP URI's user part or parameters.
 _FORBIDDEN_URI_CHARS = re.compile(r"[\s<>\"\\{}|^]")
 _VIA_RE = re.compile(r"^SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(\S.*)$", re.I | re.S)
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 
 
 def parse_params(text: str, what: str) -> dict[str, str | None]:
@@ -30,7 +30,7 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
             continue  # tolerate stray ';' as many devices emit a trailing one
         name, sep, value = part.partition("=")
         name = name.strip()
-        if not TOKEN_RE.match(name):
+        if not TOKEN_RE.fullmatch(name):
             raise SipParseError(f"invalid parameter name {name!r} in {what}")
         value = value.strip()
         if sep and not value:
@@ -69,7 +69,7 @@ def split_host_port(text: str, what: str) -> tuple[str, int | None]:
         host, colon, port_text = text.partition(":")
         host = host.strip()
         rest = colon + port_text
-    if not _HOST_RE.match(host):
+    if not _HOST_RE.fullmatch(host):
         raise SipParseError(f"invalid host {host!r} in {what}")
     if not rest:
         return host, None
@@ -106,7 +106,7 @@ def parse_uri(value: str) -> SipUri:
     """Parse a sip:/sips: URI; other schemes raise SipParseError 416."""
     text = value.strip()
     scheme, colon, rest = text.partition(":")
-    if not colon or not _SCHEME_RE.match(scheme):
+    if not colon or not _SCHEME_RE.fullmatch(scheme):
         raise SipParseError(f"{text!r} is not a URI")
     scheme = scheme.lower()
     if scheme not in SIP_SCHEMES:
@@ -253,7 +253,7 @@ def response_address(via: Via, source: tuple[str, int]) -> tuple[str, int]:
     host = via.params.get("received") or source[0]
     if "rport" in via.params:
         rport = via.params["rport"]
-        if rport and rport.isdigit() and int(rport) <= MAX_PORT:
+        if rport and rport.isascii() and rport.isdigit() and int(rport) <= MAX_PORT:
             return host, int(rport)
         return host, source[1]
     return host, via.port or DEFAULT_PORT

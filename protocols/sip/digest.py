@@ -33,7 +33,7 @@ _HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {
     "MD5": hashlib.md5,
     "SHA-256": hashlib.sha256,
 }
-_HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+_HEX_RE = re.compile(r"[0-9a-fA-F]+")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 
@@ -56,8 +56,9 @@ def _parse_auth_params(value: str) -> dict[str, str]:
     if len(value) > MAX_HEADER_LENGTH:
         raise SipParseError("authentication header too long")
     text = value.strip()
-    scheme, *tail = text.split(None, 1)
-    rest = tail[0] if tail else ""
+    parts = text.split(None, 1)
+    scheme = parts[0] if parts else ""
+    rest = parts[1] if len(parts) > 1 else ""
     if scheme.lower() != "digest":
         raise SipParseError(f"authentication scheme {scheme[:20]!r} is not Digest")
     params: dict[str, str] = {}
@@ -184,7 +185,7 @@ def parse_credentials(value: str) -> DigestCredentials:
     base, session = _split_algorithm(algorithm)
     response = params["response"]
     expected_length = _HASHES[base](b"").digest_size * 2
-    if len(response) != expected_length or not _HEX_RE.match(response):
+    if len(response) != expected_length or not _HEX_RE.fullmatch(response):
         raise SipParseError("digest response is not a hex digest of the right length")
     qop = params.get("qop")
     nc = params.get("nc")
@@ -194,7 +195,7 @@ def parse_credentials(value: str) -> DigestCredentials:
             raise SipParseError(f"unsupported qop {qop!r}")
         if nc is None or cnonce is None:
             raise SipParseError("qop=auth needs nc and cnonce")
-        if len(nc) != NC_LENGTH or not _HEX_RE.match(nc):
+        if len(nc) != NC_LENGTH or not _HEX_RE.fullmatch(nc):
             raise SipParseError(f"nc {nc!r} is not 8 hex digits")
     if session and cnonce is None:
         raise SipParseError(f"algorithm {algorithm} needs a cnonce")
@@ -322,7 +323,7 @@ class NonceBook:
     def check(self, credentials: DigestCredentials, now: float) -> str:
         """NONCE_OK, NONCE_STALE, NONCE_INVALID or NONCE_REPLAY for these credentials."""
         nonce = credentials.nonce
-        if len(nonce) != _NONCE_LENGTH or not _HEX_RE.match(nonce):
+        if len(nonce) != _NONCE_LENGTH or not _HEX_RE.fullmatch(nonce):
             return NONCE_INVALID
         head, mac = nonce[:-_NONCE_MAC_HEX], nonce[-_NONCE_MAC_HEX:]
         if not hmac.compare_digest(self._mac(head).encode(), mac.lower().encode()):

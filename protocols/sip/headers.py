@@ -82,7 +82,7 @@ LIST_HEADERS = frozenset(
     )
 )
 
-TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")  # use with fullmatch
 
 
 def canonical_name(name: str) -> str:

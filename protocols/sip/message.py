@@ -67,17 +67,20 @@ MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_VERSION_RE = re.compile(r"^SIP/\d+\.\d+$", re.I)
+_VERSION_RE = re.compile(r"SIP/\d+\.\d+", re.I)
 _REQUEST_LINE_RE = re.compile(rb"^[A-Za-z0-9\-.!%*_+`'~]+ \S+ SIP/", re.I)
 _STATUS_LINE_RE = re.compile(rb"^SIP/\d", re.I)
+# The blank line ending the header section; bare LF line ends are tolerated.
+_HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+_HEADER_END_MAX = 4  # longest possible match, to resume a search safely
 _STREAM_LENGTH_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I | re.M)
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
     """Parse a CSeq value ``number METHOD``."""
     parts = value.split()
-    if len(parts) != 2 or not TOKEN_RE.match(parts[1]):
-        raise SipParseError(f"invalid CSeq {value!r}")
+    if len(parts) != 2 or not TOKEN_RE.fullmatch(parts[1]):
+        raise SipParseError(f"invalid CSeq {value[:80]!r}")
     number, method = parts
     if not (number.isascii() and number.isdigit()) or len(number) > MAX_LENGTH_DIGITS:
         raise SipParseError(f"invalid CSeq number {number!r}")
@@ -171,14 +174,8 @@ SipMessage = SipRequest | SipResponse
 
 def _header_end(data: bytes | bytearray, start: int) -> tuple[int, int]:
     """(end of the header section, start of the body), or (-1, -1) when incomplete."""
-    crlf = data.find(b"\r\n\r\n", start)
-    lf = data.find(b"\n\n", start)
-    if lf >= 0 and (crlf < 0 or lf < crlf):
-        end = lf - 1 if lf > start and data[lf - 1] == ord("\r") else lf
-        return end, lf + 2
-    if crlf >= 0:
-        return crlf, crlf + 4
-    return -1, -1
+    match = _HEADER_END_RE.search(data, start)
+    return (match.start(), match.end()) if match else (-1, -1)
 
 
 def _skip_newlines(data: bytes | bytearray) -> int:
@@ -205,7 +202,7 @@ def _parse_header_lines(lines: list[str]) -> Headers:
             continue
         name, colon, value = line.partition(":")
         name = name.strip()
-        if not colon or not TOKEN_RE.match(name):
+        if not colon or not TOKEN_RE.fullmatch(name):
             raise SipParseError(f"malformed header line {line[:80]!r}")
         pairs.append([name, value.strip()])
         if len(pairs) > MAX_HEADERS:
@@ -224,7 +221,7 @@ def _parse_start_line(line: str, headers: Headers) -> SipMessage:
             raise SipParseError(f"status code {parts[1]!r} out of range")
         return SipResponse(status, parts[2].strip() if len(parts) > 2 else "", headers)
     parts = line.split(" ")
-    if len(parts) != 3 or not TOKEN_RE.match(parts[0]) or not parts[1]:
+    if len(parts) != 3 or not TOKEN_RE.fullmatch(parts[0]) or not parts[1]:
         raise SipParseError(f"malformed request line {line[:80]!r}")
     _check_version(parts[2])
     parse_uri(parts[1])
@@ -234,7 +231,7 @@ def _parse_start_line(line: str, headers: Headers) -> SipMessage:
 def _check_version(text: str) -> None:
     if text.upper() == SIP_VERSION:
         return
-    if _VERSION_RE.match(text):
+    if _VERSION_RE.fullmatch(text):
         raise SipParseError(f"SIP version {text!r} is not supported", STATUS_VERSION)
     raise SipParseError(f"{text[:20]!r} is not a SIP version")
 
@@ -306,6 +303,8 @@ class SipFramer:
         self._max_size = max_size
         self._buffer = bytearray()
         self._error: SipParseError | None = None
+        # Where the header-end search resumes, so byte-by-byte input stays linear.
+        self._scanned = 0
 
     def feed(self, data: bytes) -> list[SipMessage]:
         """Add received bytes; return every complete message. Raises SipParseError for a
@@ -325,7 +324,10 @@ class SipFramer:
 
     def _next(self) -> SipMessage | None:
         # RFC 5626 keepalives (CRLF pairs) may sit between messages.
-        del self._buffer[: _skip_newlines(self._buffer)]
+        skipped = _skip_newlines(self._buffer)
+        if skipped:
+            del self._buffer[:skipped]
+            self._scanned = 0
         buffer = self._buffer
         if not buffer:
             return None
@@ -337,8 +339,9 @@ class SipFramer:
         first = bytes(buffer[:newline]).rstrip(b"\r")
         if not (_REQUEST_LINE_RE.match(first) or _STATUS_LINE_RE.match(first)):
             raise SipParseError("stream data that is not a SIP start line")
-        end, body_start = _header_end(buffer, 0)
+        end, body_start = _header_end(buffer, max(0, self._scanned - _HEADER_END_MAX))
         if end < 0:
+            self._scanned = len(buffer)
             if len(buffer) > self._max_size:
                 raise SipParseError("header section exceeds the size limit", STATUS_TOO_LARGE)
             return None
@@ -355,6 +358,7 @@ class SipFramer:
             return None
         chunk = bytes(buffer[:total])
         del buffer[:total]
+        self._scanned = 0
         return parse_message(chunk, self._max_size)
 
 

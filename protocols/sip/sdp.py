@@ -48,9 +48,14 @@ def _parse_connection(value: str) -> str:
     return address
 
 
+def _is_number(text: str) -> bool:
+    # str.isdigit alone admits characters such as superscripts that int() refuses.
+    return text.isascii() and text.isdigit()
+
+
 def _parse_port(text: str) -> int:
     port_text = text.split("/", 1)[0]
-    if not (port_text.isascii() and port_text.isdigit()) or len(port_text) > len(str(MAX_PORT)):
+    if not _is_number(port_text) or len(port_text) > len(str(MAX_PORT)):
         raise SdpError(f"invalid media port {text!r}")
     port = int(port_text)
     if port > MAX_PORT:
@@ -84,7 +89,7 @@ class MediaDescription:
                 continue
             payload, _, encoding = value.strip().partition(" ")
             parts = encoding.strip().split("/")
-            if not payload.isdigit() or len(parts) < 2 or not parts[1].isdigit():
+            if len(parts) < 2 or not (_is_number(payload) and _is_number(parts[1])):
                 continue
             result[int(payload)] = (parts[0], int(parts[1]))
         return result

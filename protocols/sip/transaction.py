@@ -76,6 +76,7 @@ class _ServerEntry:
 
     @property
     def deadline(self) -> float | None:
+        """The earliest of expiry and the next retransmission."""
         times = [t for t in (self.expires, self.retransmit_at) if t is not None]
         return min(times) if times else None
 

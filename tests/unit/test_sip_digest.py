@@ -75,7 +75,7 @@ def test_hikvision_register_with_qop_auth_verifies() -> None:
 def test_rfc2069_style_without_qop_verifies() -> None:
     response = md5(f"{md5(f'{USER}:{REALM}:{PASSWORD}')}:{NONCE}:{md5(f'REGISTER:{URI}')}")
     value = (
-        f'Digest username="{USER}",realm="{REALM}",nonce="{NONCE}",uri="{URI}",'
+        f'Digest\tusername="{USER}",realm="{REALM}",nonce="{NONCE}",uri="{URI}",'
         f'response="{response.upper()}",algorithm=MD5'
     )
     credentials = parse_credentials(value)
@@ -113,6 +113,8 @@ def test_sha256_verifies() -> None:
         f'Digest username="{"u" * 5000}", realm="r", nonce="n", uri="u", response="{"0" * 32}"',
         'Digest username="unterminated',
         "Digest username",
+        "",
+        "   ",
         'Digest username="a", username="b"',
     ],
 )

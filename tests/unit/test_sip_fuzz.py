@@ -3,6 +3,8 @@ encode/parse round-trips hold."""
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +26,13 @@ from protocols.sip.message import (
     parse_via,
 )
 from protocols.sip.sdp import SdpError, parse_sdp
+from protocols.sip.transaction import (
+    AckAbsorbed,
+    ClientTransaction,
+    NewRequest,
+    Retransmission,
+    ServerTransactions,
+)
 
 FUZZ = settings(max_examples=300, deadline=None, database=None)
 
@@ -244,3 +253,81 @@ def test_headers_get_all_matches_compact_and_long_names(pairs: list[tuple[str, s
         1 for name, _ in pairs if name in ("Contact", "m")
     )
     assert Headers(headers.items()) == headers
+
+
+def _request(method: str, branch: str) -> SipRequest:
+    data = (
+        f"{method} sip:34020000001320000001@3402000000 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 192.168.1.64:5060;branch={branch}\r\n"
+        "From: <sip:a@3402000000>;tag=f\r\nTo: <sip:b@3402000000>\r\n"
+        f"Call-ID: {branch}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    parsed = parse_message(data)
+    assert isinstance(parsed, SipRequest)
+    return parsed
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["receive", "respond", "respond_error", "due"]),
+        st.sampled_from(["INVITE", "MESSAGE", "ACK", "REGISTER"]),
+        st.sampled_from(["z9hG4bK1", "z9hG4bK2", "z9hG4bK3", "old-style"]),
+        st.booleans(),
+        st.floats(0, 5),
+    ),
+    max_size=40,
+)
+
+
+@FUZZ
+@given(operations)
+def test_server_transactions_stay_bounded_and_drain(
+    ops: list[tuple[str, str, str, bool, float]],
+) -> None:
+    table = ServerTransactions(max_entries=3)
+    now = 0.0
+    for action, method, branch, reliable, step in ops:
+        now += step
+        message = _request(method, branch)
+        if action == "receive":
+            assert isinstance(
+                table.receive(message, now), NewRequest | Retransmission | AckAbsorbed
+            )
+        elif action == "due":
+            for data, _destination in table.due(now):
+                assert data in (b"final", b"error")
+        elif method != "ACK":
+            table.respond(
+                message,
+                b"error" if action == "respond_error" else b"final",
+                ("h", 1),
+                now,
+                reliable=reliable,
+                final=True,
+                invite_error=action == "respond_error",
+            )
+        assert len(table) <= 3
+        deadline = table.next_deadline()
+        assert deadline is None or deadline >= 0
+    table.due(now + 200.0)
+    assert len(table) == 0
+    assert table.next_deadline() is None
+
+
+@FUZZ
+@given(st.sampled_from(["INVITE", "MESSAGE"]), st.lists(st.floats(0.01, 3.0), max_size=60))
+def test_client_retransmissions_never_shrink_and_stop_at_timeout(
+    method: str, steps: list[float]
+) -> None:
+    client = ClientTransaction(_request(method, "z9hG4bKc"), b"x", reliable=False, now=0.0)
+    now = 0.0
+    sent: list[float] = []
+    for step in steps:
+        now += step
+        if client.retransmit_due(now) is not None:
+            sent.append(now)
+        if client.timed_out(now):
+            break
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert all(gap >= 0.5 - 1e-9 for gap in gaps)
+    assert all(moment < 32.0 + 3.0 for moment in sent)

@@ -220,6 +220,23 @@ def test_encode_sets_content_length_and_round_trips() -> None:
     assert again.headers.get_all("Via") == message.headers.get_all("Via")
 
 
+def test_encode_refuses_header_injection() -> None:
+    message = parse_message(REGISTER)
+    message.headers.add("Subject", "x\r\nVia: SIP/2.0/UDP evil")
+    with pytest.raises(ValueError, match="line break"):
+        encode(message)
+
+
+def test_framer_accepts_lf_only_messages_and_small_limits() -> None:
+    data = keepalive().replace(b"\r\n", b"\n", 9)  # header lines LF, blank line CRLF
+    messages = SipFramer().feed(data)
+    assert len(messages) == 1
+    assert messages[0].body == MESSAGE_BODY
+    with pytest.raises(SipParseError) as info:
+        SipFramer(max_size=100).feed(b"R" * 101)
+    assert info.value.status == 413
+
+
 def test_encode_response_start_line() -> None:
     response = SipResponse(200, "OK", Headers([("Via", "SIP/2.0/UDP h;branch=z9hG4bKx")]))
     assert encode(response) == (
@@ -402,6 +419,7 @@ def test_via_parse_and_print() -> None:
         ("SIP/2.0/UDP 192.168.1.64;received=1.1.1.1;branch=z9hG4bK1", ("1.1.1.1", 5060)),
         ("SIP/2.0/UDP 192.168.1.64;maddr=239.1.1.1;branch=z9hG4bK1", ("239.1.1.1", 5060)),
         ("SIP/2.0/TCP 192.168.1.64:5060;branch=z9hG4bK1", ("10.0.0.9", 40000)),
+        ("SIP/2.0/UDP 192.168.1.64;rport=\u00b2;branch=z9hG4bK1", ("10.0.0.9", 40000)),
     ],
 )
 def test_response_address(via: str, expected: tuple[str, int]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from protocols.sip.message import parse_message
 from protocols.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 
 PLAY = (
@@ -109,6 +110,7 @@ def test_media_level_connection_and_defaults() -> None:
     text = (
         "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=Talk\r\nm=audio 8000 RTP/AVP 8\r\nc=IN IP4 10.0.0.5/127\r\n"
         "b=AS:64\r\nx=unknown line\r\na=rtpmap:8 PCMA/8000/1\r\na=rtpmap:bad\r\n"
+        "a=rtpmap:\u00b2 X/9000\r\na=rtpmap:9 G722/\u00b2\r\n"
     )
     sdp = parse_sdp(text)
     assert sdp.connection is None
@@ -153,3 +155,25 @@ def test_size_limit_and_undecodable_bytes() -> None:
         parse_sdp(PLAY.encode() + b"a=x\r\n" * 3000)
     with pytest.raises(SdpError, match="neither"):
         parse_sdp(b"v=0\r\ns=\x80\xff\xfe\r\n")
+
+
+def test_gb28181_invite_carries_the_play_offer() -> None:
+    body = PLAY.encode()
+    invite = (
+        "INVITE sip:34020000001320000001@192.168.1.64:5060 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.168.1.10:5060;rport;branch=z9hG4bK5501\r\n"
+        "From: <sip:34020000002000000001@3402000000>;tag=hub1\r\n"
+        "To: <sip:34020000001320000001@3402000000>\r\n"
+        "Call-ID: 5501@192.168.1.10\r\n"
+        "CSeq: 1 INVITE\r\n"
+        "Contact: <sip:34020000002000000001@192.168.1.10:5060>\r\n"
+        "Subject: 34020000001320000001:0100000001,34020000002000000001:0\r\n"
+        "Content-Type: APPLICATION/SDP\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    message = parse_message(invite)
+    assert message.content_type == "application/sdp"
+    sdp = parse_sdp(message.body)
+    assert sdp.ssrc == "0100000001"
+    assert sdp.format_line == "v/2/4///a///"
+    assert sdp.media[0].port == 30000

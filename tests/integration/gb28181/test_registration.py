@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from tests.conftest import RunningHub
@@ -100,3 +101,26 @@ async def test_expires_zero_unregisters(gb_hub: RunningHub, devices: DeviceFacto
 
     await eventually(offline, "the unregistered device stored offline")
     assert await device.keepalive() == 403
+
+
+async def test_metrics_count_registrations_keepalives_and_refusals(
+    gb_hub: RunningHub, devices: DeviceFactory
+) -> None:
+    intruder = await devices(device_id="34020000001320000002", password="wrong")
+    assert await intruder.register() == 403
+    device = await devices()
+    assert await device.register() == 200
+    assert await device.keepalive() == 200
+    assert await intruder.keepalive() == 403
+    async with aiohttp.ClientSession() as http, http.get(f"{gb_hub.url}/metrics") as resp:
+        text = await resp.text()
+    for line in (
+        'hub_gb28181_registrations_total{outcome="ok"} 1.0',
+        'hub_gb28181_registrations_total{outcome="forbidden"} 1.0',
+        "hub_gb28181_keepalives_total 1.0",
+        'hub_gb28181_rejected_total{reason="unknown_device"} 1.0',
+        "hub_gb28181_devices_online 1.0",
+        "hub_gb28181_media_timeouts_total 0.0",
+        "hub_gb28181_ssrc_mismatches_total 0.0",
+    ):
+        assert line in text, line

@@ -58,14 +58,17 @@ def gb_settings(**overrides: Any) -> dict[str, Any]:
     return values
 
 
-async def start_gb_hub(backend: Backend, tmp_path: Path, **gb: Any) -> RunningHub:
-    """A hub with GB/T 28181 on."""
+async def start_gb_hub(
+    backend: Backend, tmp_path: Path, *, consultations: dict[str, Any] | None = None, **gb: Any
+) -> RunningHub:
+    """A hub with GB/T 28181 on (``gb`` over the test settings)."""
     return await start_hub(
         backend_settings(
             backend,
             cases={"attachments_dir": tmp_path / "attachments"},
             media=MEDIA,
             gb28181=gb_settings(**gb),
+            consultations={"recordings_dir": tmp_path / "rooms", **(consultations or {})},
         )
     )
 

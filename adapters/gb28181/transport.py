@@ -6,6 +6,8 @@ transactions with RFC 3261 retransmission and timeouts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +41,8 @@ TCP_IDLE_TIMEOUT = 600.0
 """Seconds a TCP connection may stay silent before it is closed (keepalives come far more
 often; a device that vanished without FIN must not hold a slot forever)."""
 MAX_CLIENT_TRANSACTIONS = 10000
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+"""Bytes the kernel may queue for the SIP socket (capped by net.core.rmem_max)."""
 
 
 @dataclass(eq=False)
@@ -145,6 +149,10 @@ class SipTransport:
             lambda: _Datagrams(self), local_addr=(self.host, self.port)
         )
         self._udp = udp
+        sock = udp.get_extra_info("socket")
+        if sock is not None:  # a burst of keepalives must queue, not be dropped by the kernel
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         port = int(udp.get_extra_info("sockname")[1])
         try:
             self._tcp = await asyncio.start_server(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 
@@ -85,6 +86,7 @@ LIST_HEADERS = frozenset(
 TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")  # use with fullmatch
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
     """The canonical spelling of a header name (compact forms expanded)."""
     stripped = name.strip()
@@ -96,6 +98,10 @@ def canonical_name(name: str) -> str:
 
 def split_outside(text: str, separator: str) -> list[str]:
     """Split on a separator that is not inside double quotes or <...> brackets."""
+    if separator not in text:
+        return [text]
+    if '"' not in text and "<" not in text:
+        return text.split(separator)  # nothing can hide a separator: the common case
     parts: list[str] = []
     current: list[str] = []
     in_quotes = False
@@ -127,22 +133,34 @@ def split_outside(text: str, separator: str) -> list[str]:
 def _values(name: str, value: str) -> list[str]:
     if name.lower() not in LIST_HEADERS:
         return [value]
+    if "," not in value:
+        stripped = value.strip()
+        return [stripped] if stripped else []
     return [part.strip() for part in split_outside(value, ",") if part.strip()]
+
+
+@functools.lru_cache(maxsize=1024)
+def _key(canonical: str) -> str:
+    return canonical.lower()
 
 
 class Headers:
     """Ordered, case-insensitive, multi-valued SIP header fields."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = []
+        self._keys: list[str] = []
+        """The lower-cased canonical name of each item (lookups compare these)."""
         for name, value in pairs:
             self.add(name, value)
 
     def add(self, name: str, value: str) -> None:
         """Append one header field."""
-        self._items.append((canonical_name(name), value))
+        canonical = canonical_name(name)
+        self._items.append((canonical, value))
+        self._keys.append(_key(canonical))
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name with one value (at the first one's place)."""
@@ -159,17 +177,20 @@ class Headers:
         if not placed:
             result.append((canonical_name(name), value))
         self._items = result
+        self._keys = [_key(item[0]) for item in result]
 
     def remove(self, name: str) -> None:
         """Remove every field of this name."""
-        key = canonical_name(name).lower()
-        self._items = [item for item in self._items if item[0].lower() != key]
+        key = _key(canonical_name(name))
+        self._items = [item for item in self._items if _key(item[0]) != key]
+        self._keys = [k for k in self._keys if k != key]
 
     def get(self, name: str) -> str | None:
         """The first value (the first list element for list headers), or None."""
-        key = canonical_name(name).lower()
-        for item_name, value in self._items:
-            if item_name.lower() == key:
+        key = _key(canonical_name(name))
+        for index, item_key in enumerate(self._keys):
+            if item_key == key:
+                item_name, value = self._items[index]
                 values = _values(item_name, value)
                 if values:
                     return values[0]
@@ -177,10 +198,11 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value in order, comma-joined lists split for the list headers."""
-        key = canonical_name(name).lower()
+        key = _key(canonical_name(name))
         result: list[str] = []
-        for item_name, value in self._items:
-            if item_name.lower() == key:
+        for index, item_key in enumerate(self._keys):
+            if item_key == key:
+                item_name, value = self._items[index]
                 result.extend(_values(item_name, value))
         return result
 
@@ -192,13 +214,13 @@ class Headers:
         """An independent copy."""
         clone = Headers()
         clone._items = list(self._items)
+        clone._keys = list(self._keys)
         return clone
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name).lower()
-        return any(item[0].lower() == key for item in self._items)
+        return _key(canonical_name(name)) in self._keys
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(list(self._items))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from protocols.sip.addresses import (
     NameAddr,
@@ -67,6 +69,7 @@ MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_T = TypeVar("_T")
 _VERSION_RE = re.compile(r"SIP/\d+\.\d+", re.I)
 _REQUEST_LINE_RE = re.compile(rb"^[A-Za-z0-9\-.!%*_+`'~]+ \S+ SIP/", re.I)
 _STATUS_LINE_RE = re.compile(rb"^SIP/\d", re.I)
@@ -100,6 +103,18 @@ class _MessageFields:
             raise SipParseError(f"missing {name} header")
         return value
 
+    def _parsed(self, name: str, parse: Callable[[str], _T]) -> _T:
+        """``parse`` of the header's value, kept while the value stays the same (the hot
+        path reads Via, From and CSeq several times per message)."""
+        raw = self._required(name)
+        memo: dict[str, tuple[str, Any]] = self.__dict__.setdefault("_memo", {})
+        hit = memo.get(name)
+        if hit is not None and hit[0] == raw:
+            return cast(_T, hit[1])
+        value = parse(raw)
+        memo[name] = (raw, value)
+        return value
+
     @property
     def call_id(self) -> str:
         """The Call-ID."""
@@ -108,12 +123,12 @@ class _MessageFields:
     @property
     def cseq(self) -> tuple[int, str]:
         """The CSeq number and method."""
-        return parse_cseq(self._required("CSeq"))
+        return self._parsed("CSeq", parse_cseq)
 
     @property
     def top_via(self) -> Via:
         """The first Via value."""
-        return parse_via(self._required("Via"))
+        return self._parsed("Via", parse_via)
 
     @property
     def branch(self) -> str | None:
@@ -123,12 +138,12 @@ class _MessageFields:
     @property
     def from_addr(self) -> NameAddr:
         """The From header."""
-        return parse_name_addr(self._required("From"))
+        return self._parsed("From", parse_name_addr)
 
     @property
     def to_addr(self) -> NameAddr:
         """The To header."""
-        return parse_name_addr(self._required("To"))
+        return self._parsed("To", parse_name_addr)
 
     @property
     def from_tag(self) -> str | None:
@@ -190,8 +205,6 @@ def _parse_header_lines(lines: list[str]) -> Headers:
     for line in lines:
         if len(line) > MAX_LINE:
             raise SipParseError(f"header line longer than {MAX_LINE} characters")
-        if _CONTROL_RE.search(line):
-            raise SipParseError("control character in the header section")
         if not line:
             continue
         if line[0] in " \t":
@@ -279,6 +292,8 @@ def parse_message(data: bytes, max_size: int = MAX_MESSAGE) -> SipMessage:
     except UnicodeDecodeError as err:
         raise SipParseError("the header section is not valid UTF-8") from err
     lines = head.replace("\r\n", "\n").split("\n")
+    if _CONTROL_RE.search(head.replace("\r\n", "").replace("\n", "")):
+        raise SipParseError("control character in the header section")
     if not lines[0]:
         raise SipParseError("empty message")
     if len(lines[0]) > MAX_LINE:

@@ -24,7 +24,7 @@ import { connectLive } from "./live.js";
 import { createWorkerMap } from "./map.js";
 import { createNoticePopups } from "./notices.js";
 import { createTrackPlayback } from "./track.js";
-import { createVideoDevices } from "./video_devices.js";
+import { createVideoDevices, maySeeVideoDevices } from "./video_devices.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -373,7 +373,11 @@ function start(token) {
       count: $("video-devices-count"),
       error: $("video-devices-error"),
     },
-    { token, onAuthFailure: (err) => authFailed(err.expired ? "expired" : "invalid") },
+    {
+      token,
+      allowed: maySeeVideoDevices(claims),
+      onAuthFailure: (err) => authFailed(err.expired ? "expired" : "invalid"),
+    },
   );
   renderUser(claims, null);
   setConnection("connecting");

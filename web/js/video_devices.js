@@ -15,6 +15,8 @@ const EVENT_RELOAD_MS = 1000;
 const STATUSES = new Set(["online", "offline"]);
 /** Camera events after which the devices are read again. */
 const DEVICE_HINTS = new Set(["camera.online", "camera.offline", "camera.changed"]);
+/** Roles the hub lists video devices to (hub/api/video_devices.py): others never ask. */
+const DEVICE_ROLES = ["admin", "dispatcher", "leader"];
 /** Answers meaning "not for you" or "no such API here": hide the section, stop asking. */
 const QUIET_STATUSES = new Set([403, 404]);
 
@@ -24,16 +26,22 @@ const keepalive = (value) => (value ? formatTime(value) : "—");
 /** The message of a failed load worth showing. */
 const failure = (err) => (err instanceof ApiError && err.status === 0 ? t(err.code) : err.message);
 
+/** Whether the user (claims {roles}) may read the video devices at all. */
+export const maySeeVideoDevices = (claims) =>
+  claims.roles.some((role) => DEVICE_ROLES.includes(role));
+
 /**
- * The video devices. `elements`: {section, tbody, count, error}; `onAuthFailure(err)` when
- * the hub refused the token.
+ * The video devices. `elements`: {section, tbody, count, error}; `allowed`: whether the user
+ * may read them (otherwise the section stays hidden and nothing is asked: a refused request
+ * would show in the browser's console as an error); `onAuthFailure(err)` when the hub
+ * refused the token.
  */
-export function createVideoDevices(elements, { token, onAuthFailure }) {
+export function createVideoDevices(elements, { token, allowed = true, onAuthFailure }) {
   let devices = [];
   let loadError = null;
   let generation = 0;
   let stopped = false;
-  let forbidden = false;
+  let forbidden = !allowed;
   let eventTimer = null;
   let refreshTimer = null;
 

@@ -99,22 +99,14 @@ class _Camera:
             manager.config.gop_max_packets,
             manager.config.gop_max_bytes,
         )
+        hooks = SourceHooks(self.relay.set_info, self._on_packet, self._on_status)
         factory = manager.source_factories.get(url.partition("://")[0])
         self.source: PullSource
         if factory is not None:
-            self.source = factory(url, camera_id, SourceHooks(
-                self.relay.set_info, self._on_packet, self._on_status
-            ))  # fmt: skip
+            self.source = factory(url, camera_id, hooks)
         else:
-            self.source = CameraSource(
-                url,
-                manager.config.pull,
-                manager.counters.pull,
-                self.relay.set_info,
-                self._on_packet,
-                self._on_status,
-                name=camera_id,
-            )
+            pull = manager.config.pull
+            self.source = CameraSource(url, pull, manager.counters.pull, hooks, name=camera_id)
         self._manager = manager
         self.task: asyncio.Task[None] | None = None
         self.idle: asyncio.TimerHandle | None = None

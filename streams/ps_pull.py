@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import socket
 import time
 from dataclasses import dataclass, field, replace
@@ -23,12 +22,19 @@ from protocols.gb28181.rtp import Rfc4571Framer, RtpError, RtpPacket, RtpReorder
 from streams.h264 import (
     START_CODE,
     has_sps,
-    nal_type,
+    parameter_sets,
     profile_level_id,
     split_annexb,
     sps_dimensions,
 )
-from streams.source import MediaPacket, SourceHooks, StreamInfo, TimestampCleaner
+from streams.source import (
+    MediaPacket,
+    SourceHooks,
+    StatusLatch,
+    StreamInfo,
+    TimestampCleaner,
+    reconnect_forever,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +42,6 @@ TIME_BASE = Fraction(1, 90000)
 CODEC_NAMES = {"h264": "h264", "h265": "hevc"}
 """PS stream codec → the name PyAV (and StreamInfo) uses."""
 H265_PARAMETER_SETS = frozenset({32, 33, 34})
-H264_PARAMETER_SETS = frozenset({7, 8})
 READ_CHUNK = 65536
 WATCH_INTERVAL = 0.5
 """Seconds between two checks of a running session for silence."""
@@ -224,7 +229,7 @@ class PsRtpPull:
         self._ports = ports
         self._stop = asyncio.Event()
         self._cleaner = TimestampCleaner()
-        self._online: bool | None = None
+        self._status = StatusLatch(hooks.on_status, name)
         self._seen_keyframe = False
         self._readers: set[asyncio.Task[None]] = set()
         self._log = log.bind(camera_id=name)
@@ -232,7 +237,7 @@ class PsRtpPull:
     @property
     def online(self) -> bool | None:
         """None until the first session reported, then whether media flows."""
-        return self._online
+        return self._status.online
 
     def stop(self) -> None:
         """End the pull (the current call is hung up)."""
@@ -244,21 +249,14 @@ class PsRtpPull:
 
     async def run(self) -> None:
         """Pull, re-inviting with backoff, until ``stop()``."""
-        attempt = 0
-        while not self._stop.is_set():
-            started = time.monotonic()
-            reason = await self._session()
-            if self._stop.is_set():
-                return
-            if time.monotonic() - started >= self.config.stable_after:
-                attempt = 0
-            self._set_status(False, reason)
-            delay = min(
-                self.config.reconnect_max_delay, self.config.reconnect_min_delay * 2**attempt
-            )
-            attempt = min(attempt + 1, 30)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), random.uniform(delay / 2, delay))
+        await reconnect_forever(
+            self._session, self._stop.is_set, self._status, self.config, self._pause
+        )
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait between sessions, cut short by ``stop()``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _session(self) -> str:
         config = self.config
@@ -423,7 +421,7 @@ class PsRtpPull:
                 return  # nothing decodes before the first keyframe
             pipeline.info = _stream_info(unit)
             self._hooks.on_info(pipeline.info)
-            self._set_status(True, "")
+            self._status.set(True, "")
         if not self._seen_keyframe and not unit.keyframe:
             return
         pts, dts = unit.pts, unit.dts
@@ -443,24 +441,14 @@ class PsRtpPull:
         self._seen_keyframe = True
         self._hooks.on_packet(MediaPacket(unit.data, times[0], times[1], unit.keyframe, TIME_BASE))
 
-    def _set_status(self, online: bool, reason: str) -> None:
-        if self._online is online:
-            return
-        self._online = online
-        if online:
-            self._log.info("camera online")
-        else:
-            self._log.warning("camera offline", reason=reason)
-        self._hooks.on_status(online, reason)
-
 
 def _stream_info(unit: AccessUnit) -> StreamInfo:
     """What viewers need to know, from the first keyframe's parameter sets."""
-    units = split_annexb(unit.data)
     if unit.codec == "h264":
-        psets = b"".join(START_CODE + u for u in units if nal_type(u) in H264_PARAMETER_SETS)
+        psets = parameter_sets(unit.data)
         size = sps_dimensions(psets) or (0, 0)
         return StreamInfo("h264", size[0], size[1], psets, profile_level_id(psets), TIME_BASE)
+    units = split_annexb(unit.data)
     psets = b"".join(START_CODE + u for u in units if (u[0] >> 1) & 0x3F in H265_PARAMETER_SETS)
     return StreamInfo("hevc", 0, 0, psets, None, TIME_BASE)
 

@@ -9,7 +9,7 @@ import concurrent.futures
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
@@ -121,6 +121,69 @@ class PullSource(Protocol):
 SourceFactory = Callable[[str, str, SourceHooks], PullSource]
 """(url, camera id, hooks) → a pull for URLs of one scheme."""
 
+MAX_ATTEMPT = 30
+"""Backoff doublings counted at most (the delay is capped long before)."""
+
+
+class BackoffConfig(Protocol):
+    """The reconnect knobs every pull's config has."""
+
+    @property
+    def reconnect_min_delay(self) -> float:
+        """First wait (s)."""
+
+    @property
+    def reconnect_max_delay(self) -> float:
+        """Longest wait (s)."""
+
+    @property
+    def stable_after(self) -> float:
+        """Seconds a session must last to reset the backoff."""
+
+
+class StatusLatch:
+    """A pull's online state: reported (and logged) once per change, never repeated."""
+
+    def __init__(self, on_status: Callable[[bool, str], None], name: str) -> None:
+        self.online: bool | None = None
+        self._on_status = on_status
+        self._log = log.bind(camera_id=name)
+
+    def set(self, online: bool, reason: str) -> None:
+        """Report ``online`` if it differs from the last report."""
+        if self.online is online:
+            return
+        self.online = online
+        if online:
+            self._log.info("camera online")
+        else:
+            self._log.warning("camera offline", reason=reason)
+        self._on_status(online, reason)
+
+
+async def reconnect_forever(
+    session: Callable[[], Awaitable[str]],
+    stopped: Callable[[], bool],
+    status: StatusLatch,
+    config: BackoffConfig,
+    pause: Callable[[float], Awaitable[object]],
+) -> None:
+    """Run ``session`` (returns why it ended) until ``stopped()``: after each end report the
+    camera offline and ``pause`` a capped, jittered, doubling delay that a stable session
+    resets."""
+    attempt = 0
+    while not stopped():
+        started = time.monotonic()
+        reason = await session()
+        if stopped():
+            return
+        if time.monotonic() - started >= config.stable_after:
+            attempt = 0
+        status.set(False, reason)
+        delay = min(config.reconnect_max_delay, config.reconnect_min_delay * 2**attempt)
+        attempt = min(attempt + 1, MAX_ATTEMPT)
+        await pause(random.uniform(delay / 2, delay))
+
 
 class TimestampCleaner:
     """Home Assistant's stream worker rules: drop packets without any timestamp and packets
@@ -168,47 +231,42 @@ class CameraSource:
         url: str,
         config: PullConfig,
         counters: PullCounters,
-        on_info: Callable[[StreamInfo], None],
-        on_packet: Callable[[MediaPacket], None],
-        on_status: Callable[[bool, str], None],
+        hooks: SourceHooks,
         name: str = "",
     ) -> None:
         self.url = url
         self.config = config
         self.counters = counters
-        self._on_info = on_info
-        self._on_packet = on_packet
-        self._on_status = on_status
+        self._hooks = hooks
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._cleaner = TimestampCleaner()
-        self.online: bool | None = None
-        self._log = log.bind(camera_id=name)
+        self._status = StatusLatch(hooks.on_status, name)
+
+    @property
+    def online(self) -> bool | None:
+        """None until the first session reported, then whether the camera delivers."""
+        return self._status.online
 
     async def run(self) -> None:
         """Pull, reconnecting until ``stop()``; returns when stopped."""
-        loop = asyncio.get_running_loop()
-        attempt = 0
-        while not self._stop.is_set():
-            queue: asyncio.Queue[_Item] = asyncio.Queue(self.config.queue_size)
-            thread = threading.Thread(
-                target=self._worker, args=(loop, queue), name="camera pull", daemon=True
-            )
-            self._threads = [t for t in self._threads if t.is_alive()]
-            self._threads.append(thread)
-            thread.start()
-            started = time.monotonic()
-            reason = await self._consume(queue)
-            if self._stop.is_set():
-                return
-            if time.monotonic() - started >= self.config.stable_after:
-                attempt = 0  # a stable session resets the backoff
-            self._set_status(False, reason)
-            delay = min(
-                self.config.reconnect_max_delay, self.config.reconnect_min_delay * 2**attempt
-            )
-            attempt = min(attempt + 1, 30)
-            await asyncio.sleep(random.uniform(delay / 2, delay))
+        await reconnect_forever(
+            self._session, self._stop.is_set, self._status, self.config, asyncio.sleep
+        )
+
+    async def _session(self) -> str:
+        """One worker thread's session; why it ended."""
+        queue: asyncio.Queue[_Item] = asyncio.Queue(self.config.queue_size)
+        thread = threading.Thread(
+            target=self._worker,
+            args=(asyncio.get_running_loop(), queue),
+            name="camera pull",
+            daemon=True,
+        )
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(thread)
+        thread.start()
+        return await self._consume(queue)
 
     def stop(self) -> None:
         """Ask the worker to finish (it does within one read timeout)."""
@@ -230,8 +288,8 @@ class CameraSource:
             if isinstance(item, _Ended):
                 return item.reason
             if isinstance(item, StreamInfo):
-                self._on_info(item)
-                self._set_status(True, "")
+                self._hooks.on_info(item)
+                self._status.set(True, "")
                 continue
             if not seen_keyframe and not item.keyframe:
                 continue  # nothing decodes before the first keyframe
@@ -240,19 +298,9 @@ class CameraSource:
                 self.counters.packets_dropped_timestamps += 1
                 continue
             seen_keyframe = True
-            self._on_packet(
+            self._hooks.on_packet(
                 MediaPacket(item.data, times[0], times[1], item.keyframe, item.time_base)
             )
-
-    def _set_status(self, online: bool, reason: str) -> None:
-        if self.online is online:
-            return
-        self.online = online
-        if online:
-            self._log.info("camera online")
-        else:
-            self._log.warning("camera offline", reason=reason)
-        self._on_status(online, reason)
 
     # -- worker thread -------------------------------------------------------------------
 

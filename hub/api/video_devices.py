@@ -8,10 +8,11 @@ devices of the cameras they may see (with only those channels)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVarTuple
 
 from aiohttp import web
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from hub.api.auth import require_identity
 from hub.api.directory_http import json_reply
@@ -30,6 +31,7 @@ CATALOG = "/api/v1/video-devices/{id}/catalog"
 READ_ROLES = ("admin", "dispatcher", "leader")
 SYNC_ROLES = ("admin", "dispatcher")
 MAX_ID = 64
+_Columns = TypeVarTuple("_Columns")
 
 
 class DeviceOut(BaseModel):
@@ -99,6 +101,14 @@ class CatalogResult(BaseModel):
     unplaced: int = Field(description="Channels whose org is unknown, placed at the device's.")
 
 
+def _seen_by(query: Select[*_Columns], identity: Identity) -> Select[*_Columns]:
+    """``query`` over channels, narrowed to those whose camera lies in the caller's subtree
+    (a device is visible to whoever may see one of its channels)."""
+    return query.join(Camera, Camera.id == VideoChannel.camera_id).where(
+        in_subtree(Camera.org, identity.org)
+    )
+
+
 def _registered(hub: Hub, device_id: str) -> bool:
     return hub.gb28181 is not None and hub.gb28181.devices.get(device_id) is not None
 
@@ -109,17 +119,8 @@ async def list_devices(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     async with hub.sessions() as session:
         rows = (await session.scalars(select(VideoDevice).order_by(VideoDevice.id))).all()
-        # A device is also listed to whoever may see one of its channels' cameras.
-        with_channels = set(
-            (
-                await session.scalars(
-                    select(VideoChannel.device_id)
-                    .join(Camera, Camera.id == VideoChannel.camera_id)
-                    .where(in_subtree(Camera.org, identity.org))
-                    .distinct()
-                )
-            ).all()
-        )
+        query = _seen_by(select(VideoChannel.device_id), identity).distinct()
+        with_channels = set((await session.scalars(query)).all())
     items = [
         DeviceOut.of(r, _registered(hub, r.id))
         for r in rows
@@ -136,12 +137,8 @@ async def _device(request: web.Request, *roles: str) -> tuple[VideoDevice, Ident
         async with request.app[HUB].sessions() as session:
             row = await session.get(VideoDevice, device_id)
             if row is not None and not org_contains(identity.org, row.org):
-                seen = await session.scalar(
-                    select(VideoChannel.channel_id)
-                    .join(Camera, Camera.id == VideoChannel.camera_id)
-                    .where(VideoChannel.device_id == row.id, in_subtree(Camera.org, identity.org))
-                    .limit(1)
-                )
+                query = _seen_by(select(VideoChannel.channel_id), identity)
+                seen = await session.scalar(query.where(VideoChannel.device_id == row.id).limit(1))
                 row = row if seen is not None else None
     if row is None:
         raise HubError("video_device.not_found", f"no video device {device_id[:64]} for you", 404)
@@ -155,9 +152,8 @@ async def get_device(request: web.Request) -> web.Response:
     async with hub.sessions() as session:
         pairs = (
             await session.execute(
-                select(VideoChannel, Camera.status)
-                .join(Camera, Camera.id == VideoChannel.camera_id)
-                .where(VideoChannel.device_id == row.id, in_subtree(Camera.org, identity.org))
+                _seen_by(select(VideoChannel, Camera.status), identity)
+                .where(VideoChannel.device_id == row.id)
                 .order_by(VideoChannel.channel_id)
             )
         ).all()

@@ -223,11 +223,6 @@ class VideoDeviceStore:
                 .values(codec=codec)
             )
 
-    async def devices(self) -> list[VideoDevice]:
-        """Every device, by id."""
-        async with self.sessions() as session:
-            return list((await session.scalars(select(VideoDevice).order_by(VideoDevice.id))).all())
-
     async def device(self, device_id: str) -> tuple[VideoDevice, list[VideoChannel]] | None:
         """A device and its channels (by channel id), or None."""
         async with self.sessions() as session:

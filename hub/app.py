@@ -435,12 +435,12 @@ def make_gb28181(hub: Hub) -> Adapter:
     from adapters.gb28181.metrics import Gb28181Collector
     from hub.cameras.devices import VideoDeviceStore
     from streams.ps_pull import PortPool, PsCounters, PsPullConfig, PsRtpPull
-    from streams.source import PullSource, SourceHooks
+    from streams.source import PullSource, SourceHooks, StreamInfo
 
     assert hub.cameras is not None and hub.streams is not None
     gb, media = hub.settings.gb28181, hub.settings.media
-    hub.video_devices = VideoDeviceStore(hub.sessions, hub.cameras)
-    adapter = Gb28181Adapter(gb, hub.video_devices, hub.cameras, hub.tasks)
+    devices = hub.video_devices = VideoDeviceStore(hub.sessions, hub.cameras)
+    adapter = Gb28181Adapter(gb, devices, hub.cameras, hub.tasks)
     hub.gb28181 = adapter
     ports = PortPool(gb.media_port_min, gb.media_port_max)
     counters = PsCounters()
@@ -455,7 +455,14 @@ def make_gb28181(hub: Hub) -> Adapter:
             reconnect_min_delay=media.reconnect_min_delay,
             reconnect_max_delay=media.reconnect_max_delay, stable_after=media.stable_after,
         )  # fmt: skip
-        return PsRtpPull(url, camera_id, hooks, config, adapter.live, ports, counters)
+
+        def on_info(info: StreamInfo) -> None:
+            hooks.on_info(info)
+            codec = "h265" if info.codec == "hevc" else info.codec
+            hub.tasks.spawn(devices.set_codec(camera_id, codec), name="gb28181 channel codec")
+
+        noting = SourceHooks(on_info, hooks.on_packet, hooks.on_status)
+        return PsRtpPull(url, camera_id, noting, config, adapter.live, ports, counters)
 
     hub.streams.source_factories["gb28181"] = pull
     adapter.media_counters = counters

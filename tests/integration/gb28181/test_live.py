@@ -79,6 +79,12 @@ async def test_whep_viewers_watch_a_channel_through_one_invite_and_the_last_one_
                 assert all(gradient_ok(f) for f in first.frames[:30])
                 assert (first.frames[0].width, first.frames[0].height) == (640, 360)
 
+                async def codec_stored() -> bool:
+                    found = await running.hub.video_devices.device(DEVICE)  # type: ignore[union-attr]
+                    return found is not None and found[1][0].codec == "h264"
+
+                await eventually(codec_stored, "the channel's codec in the device listing")
+
                 for _ in range(9):
                     viewer = WhepViewer(running.url, STREET.token, camera_id=CAMERA)
                     viewers.append(viewer)

@@ -31,6 +31,12 @@ MEDIA: dict[str, Any] = {
 CIVIL_ORGS = {"340201": "d01.s01", "340202": "d01.s02", "3402": "d01"}
 """CivilCode prefixes of the test catalogs → org paths of the demo org tree."""
 WAIT = 15.0
+DEVICE = "34020000001320000001"
+CHANNEL = "34020100001320000001"
+CAMERA = f"{DEVICE}_{CHANNEL}"
+"""The one-channel device most tests use, and its channel's camera."""
+STREET_CIVIL = "34020101"
+"""The channel's CivilCode: → d01.s01, the street of the camera tests' STREET dispatcher."""
 
 
 def gb_settings(**overrides: Any) -> dict[str, Any]:
@@ -153,3 +159,33 @@ async def camera_events(running: RunningHub, event_type: str, camera_id: str) ->
             select(OutboxEvent.payload).where(OutboxEvent.type == event_type)
         )
         return sum(1 for payload in rows if f'"subject":"{camera_id}"' in payload)
+
+
+async def enlist(running: RunningHub, device: GbDevice) -> GbDevice:
+    """Register a started device, keep it alive (0.2 s) and wait for its channels' cameras."""
+    assert await device.register() == 200
+    device.start_keepalives(0.2)
+
+    async def imported() -> bool:
+        registry = running.hub.cameras
+        assert registry is not None
+        ids = [f"{device.device_id}_{channel[0]}" for channel in device.channels]
+        return all([await registry.get(camera_id) is not None for camera_id in ids])
+
+    await eventually(imported, "the device's channels as cameras")
+    return device
+
+
+async def channel_device(running: RunningHub, clip: Path | None, **kwargs: Any) -> GbDevice:
+    """DEVICE with its one channel (STREET_CIVIL), started, registered and kept alive; the
+    caller closes it."""
+    device = GbDevice(
+        hub_port=sip_port(running), password=PASSWORD, device_id=DEVICE,
+        channels=[(CHANNEL, "东门广场", STREET_CIVIL)], clip=clip, **kwargs,
+    )  # fmt: skip
+    await device.start()
+    try:
+        return await enlist(running, device)
+    except BaseException:
+        await device.close()
+        raise

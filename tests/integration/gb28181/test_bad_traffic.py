@@ -20,17 +20,14 @@ from tests.conftest import Backend, RunningHub
 from tests.integration.cameras.conftest import STREET
 from tests.integration.cameras.test_whep import WhepViewer
 from tests.integration.gb28181.conftest import (
-    PASSWORD,
+    CAMERA,
+    DEVICE,
     DeviceFactory,
+    channel_device,
     eventually,
     sip_port,
     start_gb_hub,
 )
-from tests.support.gb_device import GbDevice
-
-DEVICE = "34020000001320000001"
-CHANNEL = "34020100001320000001"
-CAMERA = f"{DEVICE}_{CHANNEL}"
 
 
 class RawSip(asyncio.DatagramProtocol):
@@ -159,28 +156,12 @@ async def test_unknown_devices_and_broken_bodies_are_refused(
     assert await device.keepalive() == 200
 
 
-async def _registered(running: RunningHub, clip: Path, **kwargs: object) -> GbDevice:
-    device = GbDevice(
-        hub_port=sip_port(running), password=PASSWORD, device_id=DEVICE,
-        channels=[(CHANNEL, "东门广场", "34020101")], clip=clip, **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
-    await device.start()
-    assert await device.register() == 200
-    device.start_keepalives(0.2)
-
-    async def imported() -> bool:
-        return await running.hub.cameras.get(CAMERA) is not None  # type: ignore[union-attr]
-
-    await eventually(imported, "the channel's camera")
-    return device
-
-
 @pytest.mark.parametrize("mode", ["silent", "wrong_ssrc", "garbage"])
 async def test_no_usable_media_is_a_clear_media_timeout(
     sqlite_backend: Backend, tmp_path: Path, gb_clip: Path, mode: str
 ) -> None:
     running = await start_gb_hub(sqlite_backend, tmp_path, media_transport="udp")
-    device = await _registered(running, gb_clip, media_mode=mode)
+    device = await channel_device(running, gb_clip, media_mode=mode)
     try:
         async with aiohttp.ClientSession() as http:
             url = f"{running.url}/api/v1/cameras/{CAMERA}/whep"
@@ -226,7 +207,7 @@ async def test_media_from_another_address_is_dropped_and_counted(
     sqlite_backend: Backend, tmp_path: Path, gb_clip: Path
 ) -> None:
     running = await start_gb_hub(sqlite_backend, tmp_path, media_transport="udp")
-    device = await _registered(running, gb_clip)
+    device = await channel_device(running, gb_clip)
     try:
         async with aiohttp.ClientSession() as http:
             viewer = WhepViewer(running.url, STREET.token, camera_id=CAMERA)

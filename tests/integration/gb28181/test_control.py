@@ -10,23 +10,23 @@ from sqlalchemy import select, update
 from hub.db.models import Camera, OutboxEvent
 from tests.conftest import RunningHub
 from tests.integration.cameras.conftest import STREET
-from tests.integration.gb28181.conftest import DeviceFactory, eventually
+from tests.integration.gb28181.conftest import (
+    CAMERA,
+    CHANNEL,
+    DEVICE,
+    STREET_CIVIL,
+    DeviceFactory,
+    enlist,
+    eventually,
+)
 
-DEVICE = "34020000001320000001"
-CHANNEL = "34020100001320000001"
-CAMERA = f"{DEVICE}_{CHANNEL}"
 PTZ_STOP = "A50F0100000000B5"
 
 
 async def _registered(running: RunningHub, devices: DeviceFactory, ptz: bool) -> object:
-    device = await devices(device_id=DEVICE, channels=[(CHANNEL, "东门广场", "34020101")])
-    assert await device.register() == 200
-    device.start_keepalives(0.2)
-
-    async def imported() -> bool:
-        return await running.hub.cameras.get(CAMERA) is not None  # type: ignore[union-attr]
-
-    await eventually(imported, "the channel's camera")
+    device = await enlist(
+        running, await devices(device_id=DEVICE, channels=[(CHANNEL, "东门广场", STREET_CIVIL)])
+    )
     if ptz:  # the stand-in's catalog names no PTZType: make it a dome as an operator would
         async with running.hub.sessions() as session, session.begin():
             await session.execute(update(Camera).where(Camera.id == CAMERA).values(ptz=True))

@@ -14,14 +14,16 @@ import pytest
 from tests.conftest import Backend, RunningHub
 from tests.integration.cameras.conftest import STREET
 from tests.integration.cameras.test_whep import WhepViewer
-from tests.integration.gb28181.conftest import PASSWORD, eventually, sip_port, start_gb_hub
+from tests.integration.gb28181.conftest import (
+    CAMERA,
+    DEVICE,
+    STREET_CIVIL,
+    channel_device,
+    eventually,
+    start_gb_hub,
+)
 from tests.support.gb_device import GbDevice
 from tests.support.rtsp_server import frame_number, gradient_ok, make_clip
-
-DEVICE = "34020000001320000001"
-CHANNEL = "34020100001320000001"
-CAMERA = f"{DEVICE}_{CHANNEL}"
-STREET_CIVIL = "34020101"  # → d01.s01, STREET's street
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +32,10 @@ def numbered_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("gb-live") / "numbered.mp4")
 
 
-async def _device(running: RunningHub, clip: Path, **kwargs: object) -> AsyncIterator[GbDevice]:
-    device = GbDevice(
-        hub_port=sip_port(running), password=PASSWORD, device_id=DEVICE,
-        channels=[(CHANNEL, "东门广场", STREET_CIVIL)], clip=clip, **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
-    await device.start()
+async def _device(running: RunningHub, clip: Path) -> AsyncIterator[GbDevice]:
+    """The channel device for the length of one ``async for`` body."""
+    device = await channel_device(running, clip)
     try:
-        assert await device.register() == 200
-        device.start_keepalives(0.2)
-
-        async def imported() -> bool:
-            return await running.hub.cameras.get(CAMERA) is not None  # type: ignore[union-attr]
-
-        await eventually(imported, "the channel's camera")
         yield device
     finally:
         await device.close()

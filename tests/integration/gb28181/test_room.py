@@ -19,15 +19,12 @@ from tests.integration.consultations.test_rooms import (
     room_events,
     rpc,
 )
-from tests.integration.gb28181.conftest import PASSWORD, eventually, sip_port, start_gb_hub
+from tests.integration.gb28181.conftest import CAMERA, channel_device, start_gb_hub
 from tests.support.gb_device import GbDevice
 from tests.support.rawws import RawClient
 from tests.support.rawws import eventually as eventually_sync
 from tests.support.room_peers import Participant
 
-DEVICE = "34020000001320000001"
-CHANNEL = "34020100001320000001"
-CAMERA = f"{DEVICE}_{CHANNEL}"
 RED = (255, 0, 0)
 
 
@@ -37,20 +34,10 @@ async def test_a_gb28181_channel_in_a_room_reaches_everyone_without_transcoding(
     running = await start_gb_hub(
         sqlite_backend, tmp_path, consultations={**ROOM_SETTINGS, "record": False}
     )
-    device = GbDevice(
-        hub_port=sip_port(running), password=PASSWORD, device_id=DEVICE,
-        channels=[(CHANNEL, "东门广场", "34020101")], clip=gb_clip,
-    )  # fmt: skip
     participants: list[Participant] = []
+    device: GbDevice | None = None
     try:
-        await device.start()
-        assert await device.register() == 200
-        device.start_keepalives(0.2)
-
-        async def imported() -> bool:
-            return await running.hub.cameras.get(CAMERA) is not None  # type: ignore[union-attr]
-
-        await eventually(imported, "the channel's camera")
+        device = await channel_device(running, gb_clip)
         async with aiohttp.ClientSession() as http:
             api = Api(http, running.url, None)
             room_id = (await open_room(api, invite_users=[WORKER[0]]))["id"]
@@ -88,5 +75,6 @@ async def test_a_gb28181_channel_in_a_room_reaches_everyone_without_transcoding(
     finally:
         for participant in participants:
             await participant.close()
-        await device.close()
+        if device is not None:
+            await device.close()
         await running.server.close()

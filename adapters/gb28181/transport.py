@@ -41,6 +41,8 @@ TCP_IDLE_TIMEOUT = 600.0
 """Seconds a TCP connection may stay silent before it is closed (keepalives come far more
 often; a device that vanished without FIN must not hold a slot forever)."""
 MAX_CLIENT_TRANSACTIONS = 10000
+PORT_PICK_ATTEMPTS = 20
+"""Tries to find a port number free for both UDP and TCP when the system picks (port 0)."""
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 """Bytes the kernel may queue for the SIP socket (capped by net.core.rmem_max)."""
 
@@ -143,24 +145,30 @@ class SipTransport:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> int:
-        """Bind UDP and TCP on the same port (port 0: the system picks one); the port."""
+        """Bind UDP and TCP on the same port (port 0: the system picks one, and picks again
+        while that number is taken for TCP); the port."""
         loop = asyncio.get_running_loop()
-        udp, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(self), local_addr=(self.host, self.port)
-        )
+        attempts = PORT_PICK_ATTEMPTS if self.port == 0 else 1
+        for attempt in range(attempts):
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self), local_addr=(self.host, self.port)
+            )
+            port = int(udp.get_extra_info("sockname")[1])
+            try:
+                self._tcp = await asyncio.start_server(
+                    self._accepted, self.host, port, reuse_address=True
+                )
+            except OSError:
+                udp.close()
+                if attempt + 1 == attempts:
+                    raise
+                continue
+            break
         self._udp = udp
         sock = udp.get_extra_info("socket")
         if sock is not None:  # a burst of keepalives must queue, not be dropped by the kernel
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-        port = int(udp.get_extra_info("sockname")[1])
-        try:
-            self._tcp = await asyncio.start_server(
-                self._accepted, self.host, port, reuse_address=True
-            )
-        except OSError:
-            udp.close()
-            raise
         self.port = port
         self._timer = loop.create_task(self._tick(), name="sip timers")
         return port

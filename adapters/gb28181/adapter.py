@@ -93,6 +93,7 @@ class Gb28181Adapter:
         self._device_orgs = {d.id: d.org for d in settings.devices if d.org}
         self._auth_logged: dict[str, float] = {}
         self._ptz_stops: dict[str, asyncio.TimerHandle] = {}
+        self._status_locks: dict[str, asyncio.Lock] = {}
         self.media_counters: PsCounters | None = None
         """The live media pulls' counters (set by whoever installs the pulls)."""
         self._watch: asyncio.Task[None] | None = None
@@ -254,34 +255,36 @@ class Gb28181Adapter:
         wall = datetime.now(UTC)
         seen = DeviceSeen(device_id, org, peer.transport, peer.host, peer.port, charset,
                           wall + timedelta(seconds=expires))  # fmt: skip
-        try:
-            came_back = await self.store.registered(seen)
-        except Exception:
-            log.exception("storing a registration failed", device_id=device_id)
-            self.transport.reply(request, peer, 500)
-            return
-        device = LiveDevice(device_id, org, peer, charset, now + expires, now)
-        self.devices.put(device)
-        self.counters.bump(self.counters.registrations, "ok")
-        date = (wall + CHINA).strftime(DATE_FORMAT)[:-3]
-        self.transport.reply(
-            request, peer, 200, to_tag=new_tag(),
-            headers=(("Expires", str(expires)), ("Date", date),
-                     ("Contact", request.headers.get("Contact") or self.local.contact)),
-        )  # fmt: skip
-        if came_back:
-            log.info("GB/T 28181 device online", device_id=device_id, address=peer.host,
-                     transport=peer.transport)  # fmt: skip
-            await self.store.set_status(device_id, True, "registered")
-        if came_back or known is None:
-            self.catalog.schedule(device, at_once=True)
+        async with self._status_lock(device_id):
+            try:
+                came_back = await self.store.registered(seen)
+            except Exception:
+                log.exception("storing a registration failed", device_id=device_id)
+                self.transport.reply(request, peer, 500)
+                return
+            device = LiveDevice(device_id, org, peer, charset, now + expires, now)
+            self.devices.put(device)
+            self.counters.bump(self.counters.registrations, "ok")
+            date = (wall + CHINA).strftime(DATE_FORMAT)[:-3]
+            self.transport.reply(
+                request, peer, 200, to_tag=new_tag(),
+                headers=(("Expires", str(expires)), ("Date", date),
+                         ("Contact", request.headers.get("Contact") or self.local.contact)),
+            )  # fmt: skip
+            if came_back:
+                log.info("GB/T 28181 device online", device_id=device_id, address=peer.host,
+                         transport=peer.transport)  # fmt: skip
+                await self.store.set_status(device_id, True, "registered")
+            # Not if it unregistered meanwhile (its unregistration waits for this lock).
+            if (came_back or known is None) and self.devices.get(device_id) is device:
+                self.catalog.schedule(device, at_once=True)
 
     async def _unregister(self, request: SipRequest, peer: Peer, device_id: str) -> None:
         self.devices.remove(device_id)
         self.transport.reply(request, peer, 200, to_tag=new_tag(), headers=(("Expires", "0"),))
         self.catalog.cancel(device_id)
         log.info("GB/T 28181 device unregistered", device_id=device_id)
-        await self.store.set_status(device_id, False, "the device unregistered")
+        await self._store_status(device_id, False, "the device unregistered")
 
     def _message(self, request: SipRequest, peer: Peer) -> None:
         device_id = request.from_addr.uri.user or ""
@@ -326,8 +329,22 @@ class Gb28181Adapter:
 
     async def _back_online(self, device: LiveDevice) -> None:
         device.keepalive_written = device.last_seen
-        await self.store.keepalive(device.id, datetime.now(UTC), device.peer.host, device.peer.port)
-        await self.store.set_status(device.id, True, "keepalives resumed")
+        async with self._status_lock(device.id):
+            peer = device.peer
+            await self.store.keepalive(device.id, datetime.now(UTC), peer.host, peer.port)
+            await self.store.set_status(device.id, True, "keepalives resumed")
+
+    def _status_lock(self, device_id: str) -> asyncio.Lock:
+        """The lock that keeps one device's stored state changes in the order they happened
+        (an unregistration must not be overtaken by the registration just before it)."""
+        lock = self._status_locks.get(device_id)
+        if lock is None:
+            lock = self._status_locks[device_id] = asyncio.Lock()
+        return lock
+
+    async def _store_status(self, device_id: str, online: bool, reason: str) -> None:
+        async with self._status_lock(device_id):
+            await self.store.set_status(device_id, online, reason)
 
     async def _device_info(self, device: LiveDevice, message: ManscdpMessage) -> None:
         fields = message.fields
@@ -439,12 +456,12 @@ class Gb28181Adapter:
                     self.devices.remove(device.id)
                     self.catalog.cancel(device.id)
                     log.warning("GB/T 28181 registration expired", device_id=device.id)
-                    await self.store.set_status(device.id, False, "registration expired")
+                    await self._store_status(device.id, False, "registration expired")
                 elif device.online and now - device.last_seen > silence:
                     device.online = False
                     log.warning("GB/T 28181 device offline", device_id=device.id,
                                 silent_for=round(now - device.last_seen))  # fmt: skip
-                    await self.store.set_status(
+                    await self._store_status(
                         device.id, False,
                         f"no keepalive for {settings.keepalive_misses} intervals",
                     )  # fmt: skip

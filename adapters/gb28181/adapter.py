@@ -18,7 +18,6 @@ from adapters.gb28181.catalog import CatalogSync
 from adapters.gb28181.devices import DeviceTable, Gb28181Counters, LiveDevice
 from adapters.gb28181.live import LiveCalls
 from adapters.gb28181.requests import Local, RequestFactory
-from adapters.gb28181.transport import Peer, SipTransport
 from hub.cameras.devices import DeviceSeen, VideoDeviceStore, parse_channel_url
 from hub.cameras.models import AlarmReport
 from hub.cameras.registry import CameraRegistry
@@ -40,6 +39,7 @@ from protocols.sip.digest import (
 )
 from protocols.sip.message import SipParseError, SipRequest, new_tag
 from streams.ps_pull import PsCounters, outward_address
+from streams.sip_transport import Peer, SipTransport
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from adapters.gb28181.transport import Peer
+from streams.sip_transport import Peer
 
 
 @dataclass(slots=True)

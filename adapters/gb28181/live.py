@@ -20,7 +20,7 @@ from streams.ps_pull import MediaCall, MediaOffer, SignallingError
 
 if TYPE_CHECKING:
     from adapters.gb28181.adapter import Gb28181Adapter
-    from adapters.gb28181.transport import Peer
+    from streams.sip_transport import Peer
 
 log = structlog.get_logger(__name__)
 

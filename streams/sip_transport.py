@@ -1,7 +1,8 @@
-"""The SIP server's sockets: UDP and TCP on one port, messages framed and parsed with
-protocols/sip, requests matched to server transactions (a retransmitted request is answered
-with the response already sent, never handled twice), and our own requests sent as client
-transactions with RFC 3261 retransmission and timeouts."""
+"""SIP over UDP and TCP on one port, shared by the adapters that speak SIP (GB/T 28181
+devices, the video network's cascade and calls): the signalling plane of the media sessions.
+Messages are framed and parsed with protocols/sip, requests matched to server transactions (a
+retransmitted request is answered with the response already sent, never handled twice), and
+our own requests sent as client transactions with RFC 3261 retransmission and timeouts."""
 
 from __future__ import annotations
 

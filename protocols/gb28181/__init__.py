@@ -2,7 +2,8 @@
 
 Modules: :mod:`~protocols.gb28181.manscdp` (parse, catalog items, assembly; builders in
 ``manscdp_build``), :mod:`~protocols.gb28181.ptz`, :mod:`~protocols.gb28181.ssrc`,
-:mod:`~protocols.gb28181.rtp` and :mod:`~protocols.gb28181.ps` (NAL helpers in ``nal``).
+:mod:`~protocols.gb28181.rtp`, :mod:`~protocols.gb28181.ps` (NAL helpers in ``nal``) and
+:mod:`~protocols.gb28181.ps_mux` (PS muxer and RTP packetizer).
 """
 
 from protocols.gb28181.manscdp import (
@@ -23,6 +24,7 @@ from protocols.gb28181.manscdp import (
 )
 from protocols.gb28181.nal import nal_types_h264, nal_types_h265
 from protocols.gb28181.ps import AccessUnit, PsDemuxer, PsError
+from protocols.gb28181.ps_mux import STREAM_TYPE, PsMuxer, PsRtpPacketizer, ps_rtp_payloads
 from protocols.gb28181.ptz import (
     PTZ_STOP,
     PtzCommand,
@@ -45,6 +47,7 @@ from protocols.gb28181.ssrc import SsrcAllocator, SsrcExhausted, ssrc_text, ssrc
 
 __all__ = [
     "PTZ_STOP",
+    "STREAM_TYPE",
     "AccessUnit",
     "CatalogAssembler",
     "CatalogItem",
@@ -52,6 +55,8 @@ __all__ = [
     "ManscdpMessage",
     "PsDemuxer",
     "PsError",
+    "PsMuxer",
+    "PsRtpPacketizer",
     "PtzCommand",
     "Rfc4571Framer",
     "RtpError",
@@ -76,6 +81,7 @@ __all__ = [
     "parse_ptz",
     "parse_rtp",
     "preset_hex",
+    "ps_rtp_payloads",
     "ptz_from_velocity",
     "ptz_hex",
     "split_catalog",

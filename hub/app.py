@@ -194,6 +194,8 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     CaseSms(cases, sms, settings.sms).install()
     if settings.gb28181.enabled:
         hub.adapters.append(make_gb28181(hub))
+    if settings.videonet.cascade.enabled:
+        hub.adapters.append(make_cascade(hub))
     from adapters.sms import SmsAdapter
 
     hub.adapters.append(SmsAdapter(settings.sms, sms, tasks))
@@ -467,6 +469,57 @@ def make_gb28181(hub: Hub) -> Adapter:
     hub.streams.source_factories["gb28181"] = pull
     adapter.media_counters = counters
     hub.metrics.registry.register(Gb28181Collector(adapter, counters))
+    return adapter
+
+
+PTZ_MOVE_LIMIT = 10.0
+"""Seconds a move ordered from the video network lasts unless stopped or renewed."""
+
+
+def make_cascade(hub: Hub) -> Adapter:
+    """The video network cascade: the hub's cameras shared with the network's GB/T 28181
+    gateway; PTZ from above steers the camera (GB/T 28181 or ONVIF), alarms go up."""
+    from adapters.onvif import OnvifEndpoint, PtzClient
+    from adapters.videonet import CameraDirectory, CascadeAdapter
+    from adapters.videonet.metrics import CascadeCollector
+    from hub.cameras.devices import parse_channel_url
+    from hub.db.models import Camera
+    from hub.errors import HubError
+    from protocols.gb28181.ptz import PTZ_STOP, PtzCommand, velocity_from_ptz
+
+    assert hub.cameras is not None and hub.streams is not None
+    settings = hub.settings.videonet.cascade
+
+    async def steer(record: CameraRecord, command: PtzCommand) -> None:
+        if parse_channel_url(record.source_url) is not None:
+            if hub.gb28181 is None:
+                raise HubError("camera.ptz_unavailable", "GB/T 28181 is not running", 503)
+            await hub.gb28181.move(record.id, record.source_url, command, PTZ_MOVE_LIMIT)
+            return
+        if hub.ptz is None:
+            raise HubError("camera.ptz_unavailable", "PTZ is not running", 503)
+        async with hub.sessions() as session:
+            row = await session.get(Camera, record.id)
+        if row is None:
+            raise HubError("camera.not_found", f"no camera {record.id}", 404)
+        endpoint = OnvifEndpoint.of(
+            row.onvif_url, row.source_url, row.onvif_username, row.onvif_password
+        )
+        pan, tilt, zoom = velocity_from_ptz(command)
+
+        async def act(client: PtzClient) -> None:
+            if command == PTZ_STOP:
+                await client.stop()
+            else:
+                await client.continuous_move(pan, tilt, zoom, PTZ_MOVE_LIMIT)
+
+        await hub.ptz.run(record.id, endpoint, act)
+
+    directory = CameraDirectory(settings, hub.sessions)
+    adapter = CascadeAdapter(settings, directory, hub.streams, hub.tasks, steer)
+    hub.cameras.alarm_hooks.append(adapter.alarm)
+    hub.metrics.registry.register(CascadeCollector(adapter))
+    hub.cascade = adapter
     return adapter
 
 

@@ -475,6 +475,141 @@ class Gb28181Settings(BaseModel):
     )
 
 
+class CascadeSettings(BaseModel):
+    """The hub as a lower platform (下级平台) of the video network's GB/T 28181 gateway: it
+    registers, keeps alive, and shares its cameras (catalog, live streams, PTZ, alarms)."""
+
+    enabled: bool = Field(False, description="Register to the upper platform and share cameras.")
+    sip_id: str = Field(
+        "34020000002000000002",
+        pattern=r"^[0-9]{20}$",
+        description="The hub's 20-digit SIP id as a lower platform.",
+    )
+    host: str = Field("0.0.0.0", description="Address the cascade's SIP binds (UDP and TCP).")
+    port: int = Field(5062, ge=0, le=65535, description="The cascade's SIP port (0: any).")
+    sip_address: str = Field(
+        "",
+        description="Address the upper platform reaches the hub at (Contact, Via); empty: the"
+        " bound address, or this host's outward address when bound to 0.0.0.0.",
+    )
+    upper_id: str = Field(
+        "34020000002000000001", pattern=r"^[0-9]{20}$", description="The upper platform's id."
+    )
+    upper_domain: str = Field(
+        "3402000000", pattern=r"^[0-9]{10}$", description="The upper platform's SIP domain."
+    )
+    upper_host: str = Field("127.0.0.1", description="The upper platform's SIP address.")
+    upper_port: int = Field(5060, ge=1, le=65535, description="The upper platform's SIP port.")
+    transport: Literal["udp", "tcp"] = Field("udp", description="SIP transport to the upper.")
+    username: str = Field("", description="Digest username; empty: the sip_id.")
+    password: SecretStr = Field(SecretStr("12345678"), description="Digest password.")
+    register_expires: int = Field(
+        3600, ge=2, description="Registration lifetime asked for (s); renewed at three quarters."
+    )
+    keepalive_interval: float = Field(60.0, gt=0, description="Seconds between keepalives.")
+    keepalive_misses: int = Field(
+        3, ge=1, description="Unanswered keepalives after which the hub registers again."
+    )
+    retry_min_delay: float = Field(1.0, gt=0, description="First retry delay when down (s).")
+    retry_max_delay: float = Field(60.0, gt=0, description="Longest retry delay (s).")
+    request_timeout: float = Field(
+        8.0, gt=0, description="Seconds a request to the upper may take (with retransmissions)."
+    )
+    civil_codes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Org path prefix → CivilCode of its cameras (longest prefix wins), e.g."
+        ' {"d01": "340201"}.',
+    )
+    default_civil_code: str = Field(
+        "", description="CivilCode of cameras no mapping places; empty: the domain's first 6."
+    )
+    channel_ids: dict[str, str] = Field(
+        default_factory=dict,
+        description="Camera id → 20-digit channel id shown upward; GB/T 28181 cameras keep"
+        " their own; others get <domain>131<7 digits from their id> unless listed.",
+    )
+    catalog_batch: int = Field(
+        20, ge=1, le=200, description="Catalog items per Response message (SumNum split)."
+    )
+    media_ip: str = Field(
+        "", description="IP written into our SDP answers; empty: the SIP address."
+    )
+    media_port_min: int = Field(30500, description="Lowest port of cascaded streams.")
+    media_port_max: int = Field(30999, description="Highest port of cascaded streams.")
+    max_streams: int = Field(64, ge=1, description="Cascaded live streams at once.")
+    connect_timeout: float = Field(
+        10.0, gt=0, description="Seconds a TCP media connection may take to open."
+    )
+    max_message_bytes: int = Field(65535, description="Largest SIP message accepted.")
+
+
+class VideonetTerminal(BaseModel):
+    """A video network terminal the console offers in its invite dialog."""
+
+    uri: str = Field(description="Its SIP URI, e.g. sip:1001@gateway.")
+    name: str = Field("", description="What the console shows.")
+    org: str = Field("", description="Where it stands (org path), for grouping.")
+
+
+class CallSettings(BaseModel):
+    """Video calls between consultation rooms and video network terminals through the
+    network's SIP gateway."""
+
+    enabled: bool = Field(False, description="Accept and place calls through the gateway.")
+    host: str = Field("0.0.0.0", description="Address the calls' SIP binds (UDP and TCP).")
+    port: int = Field(5064, ge=0, le=65535, description="The calls' SIP port (0: any).")
+    sip_address: str = Field(
+        "",
+        description="Address the gateway reaches the hub at (Contact, Via, SDP); empty: the"
+        " bound address, or this host's outward address when bound to 0.0.0.0.",
+    )
+    gateway_host: str = Field("127.0.0.1", description="The SIP gateway's address.")
+    gateway_port: int = Field(5060, ge=1, le=65535, description="The SIP gateway's port.")
+    username: str = Field(
+        "gridhub",
+        description="Digest username: ours towards the gateway, and the one its"
+        " calls in must authenticate with.",
+    )
+    password: SecretStr = Field(SecretStr("12345678"), description="Digest password.")
+    realm: str = Field("gridhub", description="Realm of the challenges we send.")
+    local_user: str = Field("gridhub", description="User part of our From and Contact.")
+    dial_domain: str = Field(
+        "",
+        description="Host part added to a terminal number dialled without one; empty: the"
+        " gateway address.",
+    )
+    terminals: list[VideonetTerminal] = Field(
+        default_factory=list, description="Terminals listed in the console's invite dialog."
+    )
+    media_port_min: int = Field(31000, description="Lowest RTP port of calls (even).")
+    media_port_max: int = Field(31499, description="Highest RTP port of calls.")
+    rtp_timeout: float = Field(
+        10.0, gt=0, description="Seconds without RTP from a terminal before its call is dropped."
+    )
+    ring_timeout: float = Field(
+        45.0, gt=0, description="Seconds a called terminal may ring before we give up."
+    )
+    gateway_check_interval: float = Field(
+        10.0, gt=0, description="Seconds between OPTIONS pings of the gateway during calls."
+    )
+    gateway_misses: int = Field(
+        3, ge=1, description="Unanswered pings after which the gateway counts as lost."
+    )
+    request_timeout: float = Field(8.0, gt=0, description="Seconds a SIP request may take.")
+    keyframe_interval: float = Field(
+        1.0, gt=0, description="Fewest seconds between two keyframe requests to a terminal."
+    )
+    max_calls: int = Field(16, ge=1, description="Terminal calls at once.")
+    max_message_bytes: int = Field(65535, description="Largest SIP message accepted.")
+
+
+class VideonetSettings(BaseModel):
+    """The governance video network (综治视联网, adapters/videonet)."""
+
+    cascade: CascadeSettings = Field(default_factory=CascadeSettings)
+    calls: CallSettings = Field(default_factory=CallSettings)
+
+
 class Settings(BaseSettings):
     """All hub settings."""
 
@@ -530,6 +665,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     consultations: ConsultationSettings = Field(default_factory=ConsultationSettings)
     gb28181: Gb28181Settings = Field(default_factory=Gb28181Settings)
+    videonet: VideonetSettings = Field(default_factory=VideonetSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ from streams.manager import StreamManager
 if TYPE_CHECKING:
     from adapters.gb28181 import Gb28181Adapter
     from adapters.onvif import PtzPool
+    from adapters.videonet import CascadeAdapter
     from hub.cameras.devices import VideoDeviceStore
 
 
@@ -80,6 +81,8 @@ class Hub:
     video_devices: VideoDeviceStore | None = None
     """GB/T 28181 devices and channels (when the adapter is enabled)."""
     gb28181: Gb28181Adapter | None = None
+    cascade: CascadeAdapter | None = None
+    """The video network cascade (when enabled)."""
     """The consultation media plane, when one is installed (else NoMedia: 503 for media)."""
 
 

@@ -324,6 +324,18 @@ class StreamManager:
             raise
         return camera, viewer, False
 
+    async def open_stream(self, camera_id: str, url: str) -> tuple[_Camera, Viewer, StreamInfo]:
+        """A camera's encoded stream as it comes (any codec, no transcoding) through the
+        shared pull, e.g. for remuxing to another container: (camera, viewer, info). Raises
+        MediaError when the camera cannot be reached. Release with :meth:`release`."""
+        camera, viewer = self.acquire(camera_id, url)
+        try:
+            info = await self._ready(camera)
+        except BaseException:
+            self.release(camera, viewer)
+            raise
+        return camera, viewer, info
+
     def session(self, session_id: str) -> WhepSession | None:
         """An open WHEP session by id."""
         return self._sessions.get(session_id)

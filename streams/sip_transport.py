@@ -89,6 +89,7 @@ class _TcpConnection:
     def __init__(self, transport: SipTransport, writer: asyncio.StreamWriter) -> None:
         self.transport = transport
         self.writer = writer
+        self.closed = asyncio.Event()
         peer = writer.get_extra_info("peername") or ("", 0)
         self.peer = Peer("tcp", str(peer[0]), int(peer[1]), self)
 
@@ -300,6 +301,21 @@ class SipTransport:
         if tx.receive(response) and not future.done():
             future.set_result(response)
 
+    async def connect(self, host: str, port: int, timeout: float) -> Peer:
+        """Open a TCP connection to a server (e.g. an upper platform we register to); its
+        messages are read and dispatched like those of an accepted one. The peer to send on;
+        ``peer.connection.closed`` is set when it ends. Raises OSError or TimeoutError."""
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        connection = _TcpConnection(self, writer)
+        self._connections.add(connection)
+        self.counters.tcp_connections += 1
+        task = asyncio.get_running_loop().create_task(
+            self._read(connection, reader), name=f"sip tcp {host}:{port}"
+        )
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+        return connection.peer
+
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._connections) >= self.max_connections:
             self.counters.reject("tcp_limit")
@@ -311,6 +327,14 @@ class SipTransport:
         task = asyncio.current_task()
         if task is not None:
             self._readers.add(task)
+        try:
+            await self._read(connection, reader)
+        finally:
+            if task is not None:
+                self._readers.discard(task)
+
+    async def _read(self, connection: _TcpConnection, reader: asyncio.StreamReader) -> None:
+        writer = connection.writer
         framer = SipFramer(self.max_message)
         try:
             while True:
@@ -329,8 +353,7 @@ class SipTransport:
             return
         finally:
             self._connections.discard(connection)
-            if task is not None:
-                self._readers.discard(task)
+            connection.closed.set()
             writer.close()
 
     async def _tick(self) -> None:

@@ -211,3 +211,12 @@ def ptz_from_velocity(pan: float, tilt: float, zoom: float, max_speed: int = 255
     tilt_dir, tilt_speed = _split_velocity(tilt, max_speed, "tilt")
     zoom_dir, zoom_speed = _split_velocity(zoom, MAX_ZOOM_SPEED, "zoom")
     return PtzCommand(pan_dir, tilt_dir, zoom_dir, pan_speed, tilt_speed, zoom_speed)
+
+
+def velocity_from_ptz(command: PtzCommand) -> tuple[float, float, float]:
+    """The inverse of :func:`ptz_from_velocity`: (pan, tilt, zoom) in [-1, 1]."""
+    return (
+        command.pan * command.pan_speed / MAX_AXIS_SPEED,
+        command.tilt * command.tilt_speed / MAX_AXIS_SPEED,
+        command.zoom * command.zoom_speed / MAX_ZOOM_SPEED,
+    )

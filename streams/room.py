@@ -474,6 +474,39 @@ class MediaRoom:
         self._remove_source(source)
         return source.feeding
 
+    # -- SIP legs ------------------------------------------------------------------------
+
+    def add_leg_source(
+        self, participant_id: str, *, audio: bool = True, video: bool = True
+    ) -> Source:
+        """A participant whose media arrives outside aiortc (a SIP terminal's leg publishes
+        into the returned source and sets its ``_pli``)."""
+        if self.closed:
+            raise RoomMediaError("consultation.ended", "the consultation has ended", 409)
+        if participant_id in self.sources:
+            raise RoomMediaError(
+                "consultation.duplicate_source", f"{participant_id!r} is already in the room", 409
+            )
+        source = Source(participant_id, self)
+        source.has["audio"], source.has["video"] = audio, video
+        self.sources[participant_id] = source
+        self._record(source)
+        self._fill_slots()
+        return source
+
+    def remove_leg_source(self, participant_id: str) -> bool:
+        """Take a leg's source out (False if it had none); slots showing it are re-filled."""
+        source = self.sources.pop(participant_id, None)
+        if source is None:
+            return False
+        self._remove_source(source)
+        return True
+
+    @property
+    def active_speaker(self) -> str | None:
+        """The source that spoke loudest most recently (None until someone spoke)."""
+        return self._speaker
+
     async def _pump(self, source: Source, viewer: Viewer) -> None:
         while (packet := await viewer.get()) is not None:
             source.publish("video", packet)

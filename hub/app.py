@@ -196,6 +196,8 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         hub.adapters.append(make_gb28181(hub))
     if settings.videonet.cascade.enabled:
         hub.adapters.append(make_cascade(hub))
+    if settings.videonet.calls.enabled:
+        hub.adapters.append(make_calls(hub))
     from adapters.sms import SmsAdapter
 
     hub.adapters.append(SmsAdapter(settings.sms, sms, tasks))
@@ -520,6 +522,21 @@ def make_cascade(hub: Hub) -> Adapter:
     hub.cameras.alarm_hooks.append(adapter.alarm)
     hub.metrics.registry.register(CascadeCollector(adapter))
     hub.cascade = adapter
+    return adapter
+
+
+def make_calls(hub: Hub) -> Adapter:
+    """Video calls between consultation rooms and the video network's terminals."""
+    from adapters.videonet.calls import CallAdapter
+    from adapters.videonet.metrics import CallCollector
+
+    media = hub.consultation_media
+    if not isinstance(media, ConsultationMedia) or hub.consultations is None:
+        raise RuntimeError("video network calls need the consultation media plane")
+    adapter = CallAdapter(hub.settings.videonet.calls, hub.consultations, media, hub.tasks)
+    hub.consultations.terminals = adapter
+    hub.calls = adapter
+    hub.metrics.registry.register(CallCollector(adapter))
     return adapter
 
 

@@ -411,7 +411,10 @@ def _room_event(event: str, summary: str, /, **fields: Any) -> type[RoomEvent]:
 
 
 _REQUIRED = Field(...)
-_PARTICIPANT = ("str", Field(description="A user id, or camera:<id> for a camera."))
+_PARTICIPANT = (
+    "str",
+    Field(description="A user id, camera:<id> for a camera, terminal:<address> for a terminal."),
+)
 ROOM_EVENTS: dict[str, type[RoomEvent]] = {
     cls.type: cls
     for cls in (
@@ -425,12 +428,21 @@ ROOM_EVENTS: dict[str, type[RoomEvent]] = {
         ),
         _room_event(
             "participant_joined", "A participant's media joined the room.",
-            participant_id=_PARTICIPANT, kind=("Literal['user', 'camera']", _REQUIRED),
+            participant_id=_PARTICIPANT,
+            kind=("Literal['user', 'camera', 'terminal']", _REQUIRED),
         ),
         _room_event(
-            "participant_left", "A participant left: left, removed, lost or ended.",
+            "participant_left",
+            "A participant left: left, removed, lost, ended, or hung_up (a terminal's call).",
             participant_id=_PARTICIPANT,
-            reason=("Literal['left', 'removed', 'lost', 'ended']", _REQUIRED),
+            reason=("Literal['left', 'removed', 'lost', 'ended', 'hung_up']", _REQUIRED),
+        ),
+        _room_event(
+            "terminal_call", "A video network terminal's call changed state.",
+            participant_id=_PARTICIPANT, uri=("str", _REQUIRED), name=("str", Field("")),
+            direction=("Literal['out', 'in']", _REQUIRED),
+            state=("Literal['calling', 'connected', 'failed', 'ended']", _REQUIRED),
+            reason=("str | None", Field(None, max_length=200)),
         ),
         _room_event(
             "muted", "A participant's audio or video was muted or unmuted.",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from adapters.gb28181 import Gb28181Adapter
     from adapters.onvif import PtzPool
     from adapters.videonet import CascadeAdapter
+    from adapters.videonet.calls import CallAdapter
     from hub.cameras.devices import VideoDeviceStore
 
 
@@ -83,6 +84,8 @@ class Hub:
     gb28181: Gb28181Adapter | None = None
     cascade: CascadeAdapter | None = None
     """The video network cascade (when enabled)."""
+    calls: CallAdapter | None = None
+    """Video network terminal calls (when enabled)."""
     """The consultation media plane, when one is installed (else NoMedia: 503 for media)."""
 
 

@@ -12,6 +12,7 @@ from hub.consultations.models import (
     ConsultationParticipant,
     ConsultationRecording,
 )
+from hub.consultations.rooms import room_code
 from hub.notices.models import as_utc
 
 MAX_INVITEES = 200
@@ -66,6 +67,25 @@ class CameraIn(_Strict):
     camera_id: str = Field(pattern=ID_PATTERN)
 
 
+class TerminalIn(_Strict):
+    """Call a video network terminal into the room."""
+
+    uri: str = Field(
+        min_length=5, max_length=200,
+        description="The terminal's SIP URI (sip:1001@gateway), or a number dialled through"
+        " the gateway.",
+    )  # fmt: skip
+    name: str = Field("", max_length=100, description="What the room shows for it.")
+
+
+class ShowIn(_Strict):
+    """What a terminal is shown."""
+
+    source: str | None = Field(
+        None, max_length=80, description="A participant id; null: the active speaker."
+    )
+
+
 class MineQuery(_Strict):
     """Query of ``GET /api/v1/consultations``."""
 
@@ -81,8 +101,10 @@ class ParticipantOut(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    participant_id: str = Field(description="The user id, or `camera:<camera id>`.")
-    kind: Literal["user", "camera"]
+    participant_id: str = Field(
+        description="The user id, `camera:<camera id>` or `terminal:<SIP address>`."
+    )
+    kind: Literal["user", "camera", "terminal"]
     user_id: str | None
     camera_id: str | None
     invited_by: str | None
@@ -91,7 +113,7 @@ class ParticipantOut(BaseModel):
     answered_at: datetime | None
     joined_at: datetime | None
     left_at: datetime | None
-    leave_reason: str | None = Field(description="left, removed, lost or ended.")
+    leave_reason: str | None = Field(description="left, removed, lost, ended or hung_up.")
     muted_audio: bool
     muted_video: bool
 
@@ -130,6 +152,9 @@ class ConsultationOut(BaseModel):
     ended_at: datetime | None
     ended_by: str | None
     my_state: str | None = Field(None, description="The caller's participant state.")
+    dial_code: str = Field(
+        "", description="The digits a video network terminal dials to call into the room."
+    )
     participants: list[ParticipantOut] | None = None
     recordings: list[RecordingOut] | None = None
 
@@ -146,6 +171,7 @@ class ConsultationOut(BaseModel):
     ) -> ConsultationOut:
         """The response of a room."""
         out = cls.model_validate(room)
+        out.dial_code = room_code(room.id)
         out.my_state = mine.state if mine is not None else None
         if participants is not None:
             out.participants = [ParticipantOut.model_validate(p) for p in participants]

@@ -30,6 +30,8 @@ from hub.api.consultation_models import (
     MineQuery,
     MuteIn,
     ParticipantOut,
+    ShowIn,
+    TerminalIn,
 )
 from hub.api.directory_http import json_reply, read_body
 from hub.api.directory_models import parse_query
@@ -52,6 +54,8 @@ END = ROOM + "/end"
 CAMERAS = ROOM + "/cameras"
 CAMERA = CAMERAS + "/{camera_id}"
 RECORDING = ROOM + "/recordings/{recording_id}"
+TERMINALS = ROOM + "/terminals"
+TERMINAL_SHOW = PARTICIPANT + "/show"
 WHIP = ROOM + "/whip"
 WHIP_SESSION = WHIP + "/{participant_id}"
 SDP_TYPE = "application/sdp"
@@ -195,6 +199,27 @@ async def remove_camera(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def call_terminal(request: web.Request) -> web.Response:
+    """The host calls a video network terminal into the room."""
+    identity = require_identity(request)
+    spec = await read_body(request, TerminalIn, INVALID)
+    service = _service(request)
+    calls = request.app[HUB].calls
+    uri = calls.target_uri(spec.uri) if calls is not None else spec.uri
+    row = await service.call_terminal(identity, _id(request), uri, spec.name)
+    return json_reply(ParticipantOut.model_validate(row), 202)
+
+
+async def show_terminal(request: web.Request) -> web.Response:
+    """The host picks what a terminal sees."""
+    identity = require_identity(request)
+    spec = await read_body(request, ShowIn, INVALID)
+    await _service(request).show_terminal(
+        identity, _id(request), request.match_info["participant_id"], spec.source
+    )
+    return web.Response(status=204)
+
+
 async def download_recording(request: web.Request) -> web.StreamResponse:
     """A recording's file (``Range`` requests answered with 206)."""
     identity = require_identity(request)
@@ -256,7 +281,10 @@ async def delete_whip(request: web.Request) -> web.Response:
 _AUTH = ("auth.required", "auth.invalid_token", "auth.token_expired")
 _BODY = ("request.invalid_json", "request.too_large", INVALID)
 _ROOM = {"id": "Consultation id (a ULID)."}
-_PARTICIPANT = {**_ROOM, "participant_id": "A user id, or `camera:<camera id>`."}
+_PARTICIPANT = {
+    **_ROOM,
+    "participant_id": "A user id, `camera:<camera id>` or `terminal:<SIP address>`.",
+}
 _SEEN = ("consultation.not_found",)
 _OPEN = (*_SEEN, "consultation.ended")
 _HOST = (*_OPEN, "consultation.not_host")
@@ -361,6 +389,25 @@ ROUTES: list[tuple[str, str, Handler, Operation]] = [
         "Take a camera out of the room", "consultations", "The host only.", "bearer",
         path_params={**_ROOM, "camera_id": "Camera id."}, replies={204: _DONE},
         errors=(*_AUTH, *_HOST, "consultation.participant_not_found"),
+    )),
+    ("POST", TERMINALS, call_terminal, Operation(
+        "Call a video network terminal into the room (视联网终端)", "consultations",
+        "The host only. The call goes through the video network's SIP gateway "
+        "(`HUB_VIDEONET__CALLS__*`); a bare number gets the dial domain. The terminal is "
+        "participant `terminal:<address>`, `invited` while it rings; `consultation."
+        "terminal_call` events on `room:<id>` say `calling`, then `connected` (it joins) or "
+        "`failed` (with the SIP reason), and `ended` when it hangs up, its media stops or "
+        "the gateway is lost. Terminals may also dial in with the room's `dial_code`.",
+        "bearer", body=TerminalIn, path_params=_ROOM, replies={202: _UPDATED},
+        errors=(*_AUTH, *_BODY, *_HOST, "consultation.calls_unavailable",
+                "consultation.already_calling", "consultation.room_full"),
+    )),
+    ("POST", TERMINAL_SHOW, show_terminal, Operation(
+        "Choose what a terminal sees", "consultations",
+        "The host only. A terminal is sent one participant's video, forwarded without "
+        "re-encoding: the one chosen here, or (`source` null) the active speaker.",
+        "bearer", body=ShowIn, path_params=_PARTICIPANT, replies={204: _DONE},
+        errors=(*_AUTH, *_BODY, *_HOST, "consultation.participant_not_found"),
     )),
     ("GET", RECORDING, download_recording, Operation(
         "Download a recording", "consultations", _MEMBERS + " Supports `Range`.", "bearer",

@@ -212,6 +212,19 @@ ERROR_CODES: dict[str, ErrorCode] = {
         404, "No such consultation, or the caller is not one of its members."
     ),
     "consultation.ended": ErrorCode(409, "The consultation has ended."),
+    "consultation.calls_unavailable": ErrorCode(
+        503, "Video network calls are not enabled (HUB_VIDEONET__CALLS__ENABLED)."
+    ),
+    "consultation.already_calling": ErrorCode(
+        409, "The terminal is already being called or is in the room."
+    ),
+    "consultation.too_many_calls": ErrorCode(503, "The hub has as many terminal calls as allowed."),
+    "consultation.duplicate_source": ErrorCode(
+        409, "That participant's media is already in the room."
+    ),
+    "consultation.call_failed": ErrorCode(
+        502, "The terminal call failed (refused, unreachable or no common codec)."
+    ),
     "consultation.not_host": ErrorCode(403, "Only the room's host may do this."),
     "consultation.not_invited": ErrorCode(
         403, "The caller declined or was removed: only invited participants may join."

@@ -81,6 +81,23 @@ class RoomMedia(Protocol):
         """A trickled ICE candidate of the participant."""
 
 
+class TerminalCalls(Protocol):
+    """What the room service needs from the video network's SIP calls (adapters/videonet)."""
+
+    async def dial(self, room_id: str, participant_id: str, uri: str) -> None:
+        """Call a terminal into the room; returns once it answered (its media flows), raises
+        RoomMediaError when the call fails (refused, unreachable, no common codec)."""
+
+    async def hang_up(self, room_id: str, participant_id: str) -> None:
+        """End a terminal's call (idempotent)."""
+
+    async def hang_up_room(self, room_id: str) -> None:
+        """End every terminal call of the room (the room ends)."""
+
+    def show(self, room_id: str, participant_id: str, source_id: str | None) -> bool:
+        """Send the terminal ``source_id``'s video (None: the active speaker's)."""
+
+
 class NoMedia:
     """The media plane while none is installed: whatever needs media fails with 503
     ``consultation.media_unavailable``; tearing down (leave, mute, end) has nothing to do."""

@@ -45,6 +45,10 @@ class ConsultationMedia:
         """Rooms with media now."""
         return self._rooms
 
+    def room(self, room_id: str) -> MediaRoom:
+        """The room's media, opened if it has none yet (SIP calls join through this)."""
+        return self._room(room_id)
+
     def _room(self, room_id: str) -> MediaRoom:
         room = self._rooms.get(room_id)
         if room is None or room.closed:

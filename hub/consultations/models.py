@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hub.db.models import Base, TZDateTime, utcnow
 
 OPEN, ENDED = "open", "ended"
-USER, CAMERA = "user", "camera"
+USER, CAMERA, TERMINAL = "user", "camera", "terminal"
 INVITED, ACCEPTED, DECLINED = "invited", "accepted", "declined"
 JOINED, LEFT, REMOVED = "joined", "left", "removed"
 SEATED = frozenset({INVITED, ACCEPTED, JOINED, LEFT})
@@ -54,7 +54,8 @@ class ConsultationParticipant(Base):
         String(26), ForeignKey("consultations.id", ondelete="CASCADE"), primary_key=True
     )
     participant_id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    """The user id, or ``camera:<camera id>``."""
+    """The user id, ``camera:<camera id>`` or ``terminal:<its SIP address>`` (a video network
+    terminal in a SIP call)."""
     kind: Mapped[str] = mapped_column(String(8))
     user_id: Mapped[str | None] = mapped_column(String(64))
     camera_id: Mapped[str | None] = mapped_column(String(64))

@@ -3,6 +3,7 @@ of who sees a room and who may join it, and staging the room's events (outbox)."
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,29 @@ def room_channel(consultation_id: str) -> str:
 def camera_participant(camera_id: str) -> str:
     """The participant id of a camera."""
     return f"camera:{camera_id}"
+
+
+PARTICIPANT_ID_LENGTH = 80
+TERMINAL_PREFIX = "terminal:"
+ROOM_CODE_DIGITS = 8
+
+
+def terminal_participant(uri: str) -> str:
+    """The participant id of a video network terminal: ``terminal:<user@host>`` (80 chars at
+    most; a longer address is shortened with a hash)."""
+    address = uri.split(":", 1)[1] if uri.lower().startswith(("sip:", "sips:")) else uri
+    address = address.split(";", 1)[0]
+    pid = TERMINAL_PREFIX + address
+    if len(pid) <= PARTICIPANT_ID_LENGTH:
+        return pid
+    digest = hashlib.sha256(address.encode()).hexdigest()[:16]
+    return f"{pid[: PARTICIPANT_ID_LENGTH - 17]}~{digest}"
+
+
+def room_code(consultation_id: str) -> str:
+    """The digits a video network terminal dials to reach the room (会商室号码)."""
+    number = int.from_bytes(hashlib.sha256(consultation_id.encode()).digest()[:8], "big")
+    return f"{number % 10**ROOM_CODE_DIGITS:0{ROOM_CODE_DIGITS}d}"
 
 
 def not_found(consultation_id: str) -> ConsultationError:

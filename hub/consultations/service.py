@@ -13,6 +13,7 @@ case's timeline gets a row when it starts, when it ends and for its recordings.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,7 @@ from hub.consultations.contract import (
     RecordedTrack,
     RoomMedia,
     RoomMediaError,
+    TerminalCalls,
 )
 from hub.consultations.invitations import Invitations, Presence, bus_presence
 from hub.consultations.models import (
@@ -48,6 +50,7 @@ from hub.consultations.models import (
     MEMBERS,
     OPEN,
     REMOVED,
+    TERMINAL,
     USER,
     Consultation,
     ConsultationParticipant,
@@ -64,6 +67,7 @@ from hub.consultations.rooms import (
 )
 from hub.db.models import Case, User, utcnow
 from hub.db.outbox import OutboxRelay
+from hub.errors import HubError
 from hub.events import ROOM_EVENTS
 from hub.publisher import Publisher
 from hub.sms.service import SmsService
@@ -90,6 +94,8 @@ log = structlog.get_logger(__name__)
 HOST_ROLES = ("dispatcher", "leader", "admin")
 """Who may open a consultation room (and so host it)."""
 MEDIA_KINDS = ("audio", "video")
+TERMINAL_URI = re.compile(r"sips?:[A-Za-z0-9._~%!$&'()*+,;=-]+@[A-Za-z0-9.:\[\]-]+(;[^\s]*)?")
+"""sip:user@host[:port][;params]: what the host may dial (no spaces, no headers part)."""
 MINE_LIMIT = 100
 
 
@@ -142,6 +148,8 @@ class ConsultationService:
         self.recordings = RoomRecordings(sessions, settings, cases)
         self.media: RoomMedia = media if media is not None else NoMedia()
         """The media plane (replaceable: the hub installs the real one when it runs)."""
+        self.terminals: TerminalCalls | None = None
+        """Video network calls (adapters/videonet), when enabled."""
         self._orgs: dict[str, str] = {}
         """Envelope org of open rooms, for the media plane's frequent events."""
 
@@ -376,6 +384,9 @@ class ConsultationService:
         self._committed()
         if row.kind == CAMERA and row.camera_id is not None:
             await self._quietly(self.media.remove_camera(room.id, row.camera_id))
+        elif row.kind == TERMINAL:
+            if self.terminals is not None:
+                await self._quietly(self.terminals.hang_up(room.id, participant_id))
         elif was_joined:
             await self._quietly(self.media.leave(room.id, participant_id))
 
@@ -424,6 +435,8 @@ class ConsultationService:
                 )  # fmt: skip
         self._committed()
         self._orgs.pop(room.id, None)
+        if self.terminals is not None:
+            await self._quietly(self.terminals.hang_up_room(room.id))
         try:
             tracks = await self.media.end(room.id)
         except Exception:
@@ -501,6 +514,147 @@ class ConsultationService:
     async def remove_camera(self, identity: Identity, consultation_id: str, camera_id: str) -> None:
         """The host takes a camera out of the room."""
         await self.remove(identity, consultation_id, camera_participant(camera_id))
+
+    # -- video network terminals ----------------------------------------------------------
+
+    async def call_terminal(
+        self, identity: Identity, consultation_id: str, uri: str, name: str = ""
+    ) -> ConsultationParticipant:
+        """The host calls a video network terminal into the room (participant
+        ``terminal:<address>``). The call is placed in the background: ``terminal_call``
+        events on ``room:<id>`` say how it goes, and the participant joins when it answers."""
+        if self.terminals is None:
+            raise ConsultationError(
+                503, "consultation.calls_unavailable", "video network calls are not enabled"
+            )
+        if not TERMINAL_URI.fullmatch(uri):
+            raise ConsultationError(
+                422, "consultation.invalid", "a terminal is called by a SIP URI (sip:user@host)"
+            )
+        pid = rooms.terminal_participant(uri)
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = await rooms.open_room(session, identity, consultation_id, True, lock=True)
+            row = await session.get(ConsultationParticipant, (room.id, pid))
+            if row is not None and row.state in (INVITED, JOINED):
+                raise ConsultationError(
+                    409, "consultation.already_calling", "this terminal is already in the room"
+                )
+            if await rooms.seated(session, room.id) >= self.settings.max_participants:
+                raise ConsultationError(
+                    409, "consultation.room_full",
+                    f"a room holds {self.settings.max_participants} participants",
+                )  # fmt: skip
+            if row is None:
+                row = ConsultationParticipant(
+                    consultation_id=room.id, participant_id=pid, kind=TERMINAL,
+                    muted_audio=False, muted_video=False,
+                )  # fmt: skip
+                session.add(row)
+            row.state, row.invited_by, row.invited_at = INVITED, identity.user, now
+            row.answered_at = row.joined_at = row.left_at = row.leave_reason = None
+            rooms.stage(session, room, "terminal_call", participant_id=pid, uri=uri, name=name,
+                        direction="out", state="calling")  # fmt: skip
+        self._committed()
+        self._tasks.spawn(self._dial(room.id, pid, uri, name), name=f"call terminal {pid}")
+        return row
+
+    async def _dial(self, room_id: str, pid: str, uri: str, name: str) -> None:
+        assert self.terminals is not None
+        try:
+            await self.terminals.dial(room_id, pid, uri)
+        except Exception as err:
+            reason = err.message if isinstance(err, HubError) else type(err).__name__
+            log.info("terminal call failed", consultation_id=room_id, participant=pid,
+                     reason=reason)  # fmt: skip
+            await self._terminal_failed(room_id, pid, uri, name, reason)
+            return
+        if not await self.terminal_connected(room_id, pid, uri, name, "out"):
+            await self._quietly(self.terminals.hang_up(room_id, pid))
+
+    async def _terminal_failed(
+        self, room_id: str, pid: str, uri: str, name: str, reason: str
+    ) -> None:
+        async with self.sessions() as session, session.begin():
+            room = await rooms.get_room(session, room_id, lock=True)
+            row = await session.get(ConsultationParticipant, (room_id, pid))
+            if room is None or row is None or row.state != INVITED:
+                return
+            row.state, row.answered_at, row.leave_reason = DECLINED, utcnow(), None
+            rooms.stage(session, room, "terminal_call", participant_id=pid, uri=uri, name=name,
+                        direction="out", state="failed", reason=reason[:200])  # fmt: skip
+        self._committed()
+
+    async def terminal_connected(
+        self, room_id: str, pid: str, uri: str, name: str, direction: str
+    ) -> bool:
+        """A terminal's call is up (it answered ours, or its call in was accepted): it joins.
+        False when the room is gone or full, or the host removed the terminal meanwhile."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = await rooms.get_room(session, room_id, lock=True)
+            if room is None or room.status != OPEN:
+                return False
+            row = await session.get(ConsultationParticipant, (room_id, pid))
+            if row is None:
+                if await rooms.seated(session, room.id) >= self.settings.max_participants:
+                    return False
+                row = ConsultationParticipant(
+                    consultation_id=room.id, participant_id=pid, kind=TERMINAL, state=INVITED,
+                    invited_at=now, muted_audio=False, muted_video=False,
+                )  # fmt: skip
+                session.add(row)
+            elif direction == "out" and row.state != INVITED:
+                return False  # removed (or the room re-dialled) while it rang
+            row.state, row.answered_at, row.joined_at = JOINED, now, now
+            row.left_at = row.leave_reason = None
+            room.started_at = room.started_at or now
+            rooms.stage(session, room, "terminal_call", participant_id=pid, uri=uri, name=name,
+                        direction=direction, state="connected")  # fmt: skip
+            rooms.stage(session, room, "participant_joined", participant_id=pid, kind=TERMINAL)
+        self._orgs[room.id] = room.org
+        self._committed()
+        return True
+
+    async def terminal_ended(self, room_id: str, pid: str, uri: str, reason: str) -> None:
+        """A terminal's call ended (it hung up, its media stopped, the gateway was lost)."""
+        async with self.sessions() as session, session.begin():
+            room = await rooms.get_room(session, room_id, lock=True)
+            row = await session.get(ConsultationParticipant, (room_id, pid))
+            if room is None or room.status != OPEN or row is None or row.state != JOINED:
+                return
+            row.state, row.left_at, row.leave_reason = LEFT, utcnow(), "hung_up"
+            rooms.stage(session, room, "terminal_call", participant_id=pid, uri=uri,
+                        direction="out", state="ended", reason=reason[:200])  # fmt: skip
+            rooms.stage(session, room, "participant_left", participant_id=pid, reason="hung_up")
+        self._committed()
+
+    async def show_terminal(
+        self, identity: Identity, consultation_id: str, participant_id: str, source: str | None
+    ) -> None:
+        """The host picks the participant whose video a terminal is sent (None: the active
+        speaker)."""
+        async with self.sessions() as session:
+            room = await rooms.open_room(session, identity, consultation_id, True)
+            row = await rooms.participant(session, room, participant_id)
+            if row.kind != TERMINAL or row.state != JOINED:
+                raise ConsultationError(
+                    404, "consultation.participant_not_found",
+                    f"no connected terminal {participant_id[:80]} in this room",
+                )  # fmt: skip
+        if self.terminals is not None:
+            self.terminals.show(room.id, participant_id, source)
+
+    async def room_by_code(self, code: str) -> str | None:
+        """The open room a terminal dials with ``code`` (or with its id), or None."""
+        async with self.sessions() as session:
+            ids = (
+                await session.scalars(select(Consultation.id).where(Consultation.status == OPEN))
+            ).all()
+        for room_id in ids:
+            if code in (room_id, rooms.room_code(room_id)):
+                return room_id
+        return None
 
     # -- what the media plane reports -----------------------------------------------------
 

@@ -121,6 +121,7 @@ class Baresip:
         user: str = "terminal",
         display_name: str | None = None,
         password: str | None = None,
+        auth_user: str | None = None,
         domain: str = HOST,
         answermode: str = "manual",
         clip: Path | None = None,
@@ -144,6 +145,8 @@ class Baresip:
         self.user = user
         self.display_name = display_name
         self.password = password
+        self.auth_user = auth_user
+        """Digest username for calls without registration (default: the user part)."""
         self.domain = domain
         self.answermode = answermode
         self.clip = clip
@@ -197,8 +200,9 @@ class Baresip:
         password = reg.password if reg else self.password
         if password is not None:
             params.append(f"auth_pass={password}")
-        if reg and reg.auth_user:
-            params.append(f"auth_user={reg.auth_user}")
+        auth_user = reg.auth_user if reg else self.auth_user
+        if auth_user:
+            params.append(f"auth_user={auth_user}")
         if reg and reg.outbound_proxy:
             params.append(f'outbound="sip:{reg.outbound_proxy};lr"')
         params.append(f"regint={reg.regint if reg else 0}")

@@ -114,9 +114,10 @@ def create_app(settings: Settings) -> web.Application:
     from hub.api import consultations
 
     consultations.add_routes(app)
-    from hub.api import video_devices
+    from hub.api import video_devices, videonet
 
     video_devices.add_routes(app)
+    videonet.add_routes(app)
     docs.add_routes(app)
     if WEB_ROOT.is_dir():
         app.router.add_get("/", _index)

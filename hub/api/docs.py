@@ -25,6 +25,7 @@ from hub.api import (
     directory,
     notices,
     video_devices,
+    videonet,
     workers,
 )
 from hub.api.asyncapi import WEBSOCKET_PATH, build_asyncapi
@@ -182,6 +183,7 @@ OPERATIONS: dict[RouteKey, Operation] = {
     **camera_ptz.OPERATIONS,
     **consultations.OPERATIONS,
     **video_devices.OPERATIONS,
+    **videonet.OPERATIONS,
 }
 
 

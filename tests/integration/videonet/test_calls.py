@@ -290,6 +290,63 @@ async def test_call_in_and_a_dying_terminal_leaves_the_others_media(
         await running.server.close()
 
 
+async def test_terminal_hangs_up_and_the_api_shows_calls(
+    sqlite_backend: Backend, tmp_path: Path, clip: Path
+) -> None:
+    async with Baresip(tmp_path / "terminal", user="t1005", answermode="auto", clip=clip,
+                       sine_hz=TERMINAL_HZ) as terminal:  # fmt: skip
+        settings = call_settings(
+            terminal.sip_port, terminals=[{"uri": terminal.contact_uri, "name": "县中心"}]
+        )
+        running = await start_hub(
+            backend_settings(
+                sqlite_backend,
+                consultations={"recordings_dir": tmp_path / "rooms", "record": False},
+                videonet={"calls": settings},
+            )
+        )
+        try:
+            async with Console(running) as console:
+                api = console.api.as_(tok(HOST))
+                listed = await api.get("/api/v1/videonet/terminals")
+                assert listed.status == 200, listed.body
+                assert listed.body == {
+                    "enabled": True,
+                    "items": [{"uri": terminal.contact_uri, "name": "县中心", "org": ""}],
+                }
+                room_id, host_ws, _host = await host_in_room(console)
+                reply = await api.post(f"{BASE}/{room_id}/terminals", {"uri": terminal.contact_uri})
+                assert reply.status == 202, reply.body
+                pid = reply.body["participant_id"]
+                await room_event(host_ws, room_id, "consultation.terminal_call",
+                                 state="connected")  # fmt: skip
+                status = await api.get("/api/v1/videonet/status")
+                assert status.body["calls_enabled"] and status.body["calls"] == 1
+                await terminal.wait_event("CALL_ESTABLISHED", timeout=MEDIA_WAIT)
+                shown = await api.post(f"{BASE}/{room_id}/participants/{pid}/show",
+                                       {"source": HOST[0]})  # fmt: skip
+                assert shown.status == 204, shown.body
+                (call,) = calls_of(running).calls
+                await eventually(lambda: call.leg.showing == HOST[0], "the host's pick shown")
+                await terminal.hangup()  # the terminal ends the call: its BYE
+                left = await room_event(host_ws, room_id, "consultation.participant_left",
+                                        participant_id=pid)  # fmt: skip
+                assert left["reason"] == "hung_up"
+                ended = await room_event(host_ws, room_id, "consultation.terminal_call",
+                                         state="ended")  # fmt: skip
+                assert ended["reason"] == "hung_up"
+                room = await api.get(f"{BASE}/{room_id}")
+                row = next(p for p in room.body["participants"] if p["participant_id"] == pid)
+                assert (row["kind"], row["state"], row["leave_reason"]) == (
+                    "terminal",
+                    "left",
+                    "hung_up",
+                )
+                assert not calls_of(running).calls
+        finally:
+            await running.server.close()
+
+
 # -- bad SIP from the gateway side --------------------------------------------------------
 
 OFFER = (

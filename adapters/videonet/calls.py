@@ -216,6 +216,9 @@ class CallAdapter:
             self._forget(call)
             await leg.close()
             raise
+        if call.ended:  # hung up (host, room end) while it rang: end the answered call
+            await self._bye(call)
+            raise RoomMediaError("consultation.call_failed", "hung up before it answered", 409)
         self.counters.bump(self.counters.calls, "out_connected")
         leg.start(negotiated.media)
         log.info("terminal called into room", room=room_id, uri=uri,
@@ -439,11 +442,17 @@ class CallAdapter:
         )
 
     async def _incoming(self, request: SipRequest, peer: Peer) -> None:
-        if self._by_call_id(request.call_id) is not None:
-            self.transport.reply(request, peer, 488, "Re-INVITE Not Supported")
+        existing = self._by_call_id(request.call_id)
+        if existing is not None:
+            if peer.host != existing.peer.host:
+                self.counters.bump(self.counters.rejected, "not_gateway")
+                self.transport.reply(request, peer, 403, "Forbidden")
+                return
+            self._reinvite(existing, request, peer)
             return
         if not self._authenticated(request, peer):
             return
+        self.transport.reply(request, peer, 100, "Trying")
         bump = self.counters.bump
         if len(self.calls) >= self.settings.max_calls:
             bump(self.counters.calls, "in_busy")
@@ -499,6 +508,25 @@ class CallAdapter:
             await asyncio.wait_for(call.acked.wait(), ACK_TIMEOUT)
         except TimeoutError:
             await self._end(call, "no_ack", send_bye=True, report=True)
+
+    def _reinvite(self, call: _Call, request: SipRequest, peer: Peer) -> None:
+        """A re-INVITE in a call (a session refresh): answered with the media we already
+        have; a change of codec or address is not taken up (the call goes on as it was)."""
+        ports = call.leg.local_ports
+        try:
+            offer = parse_sdp(request.body)
+            chosen = negotiate(offer, peer.host)
+        except (SdpError, ValueError):
+            self.transport.reply(request, peer, 488, "Not Acceptable Here")
+            return
+        if ports is None or call.dialog is None:
+            self.transport.reply(request, peer, 491, "Request Pending")
+            return
+        answer = self._answer(offer, chosen, *ports)
+        self.transport.reply(
+            request, peer, 200, headers=(("Contact", f"<{self._local_uri}>"),), body=answer,
+            content_type=SDP, to_tag=call.dialog.local_tag,
+        )  # fmt: skip
 
     def _answer(
         self, offer: SessionDescription, chosen: Negotiated, video_port: int, audio_port: int

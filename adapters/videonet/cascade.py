@@ -437,6 +437,7 @@ class CascadeAdapter:
     async def _invite(self, request: SipRequest, peer: Peer) -> None:
         bump = self.counters.bump
         table = self.counters.invites
+        self.transport.reply(request, peer, 100, "Trying")  # the camera may take seconds
         channel_id = _uri_user(request.uri)
         if len(self._streams) >= self.settings.max_streams:
             bump(table, "busy")

@@ -426,6 +426,10 @@ def digest(challenge: str, method: str, uri: str, user: str, password: str) -> s
             f'cnonce="{cnonce}"')  # fmt: skip
 
 
+def _media_lines(reply: str) -> list[str]:
+    return [line for line in reply.split("\r\n") if line.startswith("m=")]
+
+
 def header(reply: str, name: str) -> str:
     """A header of a reply."""
     for line in reply.split("\r\n"):
@@ -515,6 +519,11 @@ async def test_gateway_loss_ends_its_calls(sqlite_backend: Backend, tmp_path: Pa
             probe.invite(code, offer, digest(challenge, "INVITE", uri, USERNAME, PASSWORD), "g2")
         )
         assert " 200 " in answered[:20] and "m=video" in answered
+        assert len(calls.calls) == 1
+        # A session refresh (re-INVITE) is answered with the media the call already has.
+        refreshed = await probe.ask(probe.invite(code, offer, None, "g2"))
+        assert " 200 " in refreshed[:20]
+        assert _media_lines(refreshed) == _media_lines(answered)
         assert len(calls.calls) == 1
         # Nothing answers the hub's OPTIONS pings at the gateway's port: after two misses
         # the call is dropped.

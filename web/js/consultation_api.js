@@ -30,6 +30,12 @@ export function consultationApi(token, rpc) {
     end: (id) => postJson(`${room(id)}/end`, token, {}),
     addCamera: (id, cameraId) => postJson(`${room(id)}/cameras`, token, { camera_id: cameraId }),
     removeCamera: (id, cameraId) => del(`${room(id)}/cameras/${encodeURIComponent(cameraId)}`),
+    /** Call a video network terminal (视联网终端) into the room: a SIP URI or a bare number. */
+    callTerminal: (id, uri, name = "") => postJson(`${room(id)}/terminals`, token, { uri, name }),
+    /** What terminal `pid` is sent: a participant's video, or null for the active speaker. */
+    showToTerminal: (id, pid, source) => postJson(`${participant(id, pid)}/show`, token, { source }),
+    /** The configured terminals a host may call: {enabled, items: [{uri, name, org}]}. */
+    terminals: () => getJson("/api/v1/videonet/terminals", token),
     /** The users of the caller's org subtree (for names and the invitee picker). */
     async users() {
       return (await getJson("/api/v1/users", token, { limit: 500, active: true })).items ?? [];

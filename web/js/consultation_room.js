@@ -3,15 +3,57 @@
 // outlined), the user's own preview, their mic/camera/leave buttons and, for the host, the
 // participant controls (mute, remove, hand over), cameras and "end". Room events come on
 // room:<id>; the room is subscribed before joining so no slot change falls in between.
+// Video network terminals (视联网终端) are participants "terminal:<user@host>": the host calls
+// one from a dialog (the configured terminals or a typed SIP URI / number), sees its call state
+// live from consultation.terminal_call, hangs it up and picks what it is shown; the header
+// shows the room's dial code for a terminal to call in with.
 
 import { errorCode } from "./consultation_api.js";
 import { MediaUnsupported, capture, createRoomConnection } from "./consultation_media.js";
-import { el } from "./format.js";
-import { onLangChange, t } from "./i18n.js";
+import { el, labelled } from "./format.js";
+import { has, onLangChange, t } from "./i18n.js";
 
 const CAMERA_PREFIX = "camera:";
+const TERMINAL_PREFIX = "terminal:";
 /** Participant states that hold a place in the room (listed in the side bar). */
 const LISTED = new Set(["invited", "accepted", "joined", "left"]);
+/** A terminal stays listed after a failed or ended call, with that call state. */
+const TERMINAL_LISTED = new Set([...LISTED, "declined", "removed"]);
+/** Roles that may list the video network's terminals (hub/api/videonet.py ROLES). */
+const VIDEONET_ROLES = ["dispatcher", "leader", "admin"];
+/** A terminal's call state (consultation.terminal_call) → its participant state. */
+const CALL_TO_STATE = { calling: "invited", connected: "joined", failed: "declined", ended: "left" };
+/** A terminal's participant state → the call state shown. */
+const STATE_TO_CALL = {
+  invited: "calling",
+  accepted: "calling",
+  joined: "connected",
+  declined: "failed",
+  left: "ended",
+  removed: "ended",
+};
+
+const isTerminal = (pid) => typeof pid === "string" && pid.startsWith(TERMINAL_PREFIX);
+
+/** The participant id the hub gives the terminal at `uri` (hub/consultations/rooms.py). */
+export function terminalParticipant(uri) {
+  const text = String(uri);
+  const address = /^sips?:/i.test(text) ? text.slice(text.indexOf(":") + 1) : text;
+  return TERMINAL_PREFIX + address.split(";", 1)[0];
+}
+
+/** A terminal's fallback name: the user part of its address ("1001" of terminal:1001@gw). */
+function terminalUser(pid) {
+  const address = pid.slice(TERMINAL_PREFIX.length);
+  return address.split("@", 1)[0] || address;
+}
+
+/** A small monitor outline (CSS), the mark of a video network terminal. */
+const terminalIcon = () => {
+  const icon = el("span", "terminal-icon");
+  icon.setAttribute("aria-hidden", "true");
+  return icon;
+};
 
 const button = (className, onClick) => {
   const node = el("button", className);
@@ -40,6 +82,9 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
   let errorKey = null;
   let errorVars = {};
   let cameraList = null;
+  let videonet = null; // {enabled, items: [{uri, name, org}]} when the user may call terminals
+  let dialCode = null;
+  const terminalNames = new Map(); // terminal participant id -> name (from its call events)
   const tiles = new Map(); // slot index -> {node, video, audio, label, badges}
 
   const root = el("section", "consult-room");
@@ -54,8 +99,13 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
   const leaveButton = button("ghost consult-leave", leave);
   const endButton = button("danger consult-end", end);
   const backButton = button("ghost consult-back", close);
-  controls.append(micButton, camButton, leaveButton, endButton, backButton);
-  head.append(title, status, controls);
+  const callButton = button("ghost consult-call-terminal", openCallDialog);
+  controls.append(micButton, camButton, callButton, leaveButton, endButton, backButton);
+  const dialBox = el("span", "consult-dial-code");
+  const dialLabel = el("span", "consult-dial-label");
+  const dialDigits = el("strong", "consult-dial-digits");
+  dialBox.append(dialLabel, dialDigits);
+  head.append(title, status, dialBox, controls);
   const error = el("p", "case-error consult-error");
   error.setAttribute("role", "alert");
   error.hidden = true;
@@ -82,10 +132,79 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
   stage.append(grid, side);
   grid.append(emptyStage);
   root.append(head, error, stage);
+
+  // The "call a terminal" dialog (the host's): the configured terminals, or a typed address.
+  const overlay = el("div", "case-overlay consult-terminal-overlay");
+  overlay.hidden = true;
+  const callForm = el("form", "case-dialog consult-terminal-form");
+  callForm.setAttribute("role", "dialog");
+  callForm.setAttribute("aria-modal", "true");
+  callForm.noValidate = true;
+  const callHead = el("header", "case-dialog-head");
+  const callTitle = el("h2");
+  const callClose = button("ghost case-close", closeCallDialog);
+  callHead.append(callTitle, callClose);
+  const callNote = el("p", "consult-terminal-note");
+  const terminalList = el("ul", "consult-terminal-list");
+  const uriInput = Object.assign(el("input"), { name: "uri", maxLength: 200, autocomplete: "off" });
+  const nameInput = Object.assign(el("input"), { name: "name", maxLength: 100, autocomplete: "off" });
+  const callError = el("p", "case-error consult-terminal-error");
+  callError.setAttribute("role", "alert");
+  callError.hidden = true;
+  const callSubmit = el("button", "primary consult-terminal-submit");
+  callSubmit.type = "submit";
+  const callButtons = el("div", "case-form-buttons");
+  callButtons.append(callSubmit);
+  const otherHead = el("h3");
+  const listHead = el("h3");
+  const callBody = el("div", "case-dialog-body");
+  callBody.append(
+    callNote,
+    listHead,
+    terminalList,
+    otherHead,
+    labelled("consult.terminal.uri", uriInput),
+    labelled("consult.terminal.name", nameInput),
+    callError,
+    callButtons,
+  );
+  callForm.append(callHead, callBody);
+  overlay.append(callForm);
+  overlay.addEventListener("click", (event) => {
+    if (event.target === overlay) closeCallDialog();
+  });
+  overlay.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeCallDialog();
+  });
+  callForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const uri = uriInput.value.trim();
+    if (!uri) {
+      showCallError("consult.terminal.error.empty");
+      return;
+    }
+    callTerminal(uri, nameInput.value.trim());
+  });
+  root.append(overlay);
   container.replaceChildren(root);
 
   const isHost = () => host === me;
   const open = () => state === "joining" || state === "joined";
+  const mayCall = () => isHost() && state === "joined" && Boolean(videonet?.enabled);
+
+  /** A participant's name; a terminal's from its call events, the configuration or its address. */
+  function nameOf(pid) {
+    if (!isTerminal(pid)) return names(pid);
+    const configured = (videonet?.items ?? []).find((item) => terminalParticipant(item.uri) === pid);
+    return terminalNames.get(pid) || configured?.name || terminalUser(pid);
+  }
+
+  /** A terminal's address to call it again: its call events', the configuration's, or its id's. */
+  function terminalUri(participant) {
+    const pid = participant.participant_id;
+    const configured = (videonet?.items ?? []).find((item) => terminalParticipant(item.uri) === pid);
+    return participant.uri || configured?.uri || `sip:${pid.slice(TERMINAL_PREFIX.length)}`;
+  }
 
   function showError(key, vars = {}) {
     errorKey = key;
@@ -155,9 +274,11 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
       const participant = participants.get(slot.source);
       tile.node.dataset.source = slot.source;
       tile.node.classList.toggle("camera", slot.source.startsWith(CAMERA_PREFIX));
+      tile.node.classList.toggle("terminal", isTerminal(slot.source));
       tile.node.classList.toggle("speaking", speaker === slot.source);
       tile.node.classList.toggle("video-muted", Boolean(participant?.muted_video));
-      tile.label.textContent = names(slot.source);
+      if (isTerminal(slot.source)) tile.label.replaceChildren(terminalIcon(), nameOf(slot.source));
+      else tile.label.textContent = names(slot.source);
       mutedBadges(tile.badges, participant);
       shown.push(tile.node);
     }
@@ -172,6 +293,7 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
   function hostControls(participant) {
     const pid = participant.participant_id;
     const row = el("span", "consult-host-controls");
+    if (participant.kind === "terminal") return terminalControls(participant, row);
     if (participant.kind === "camera") {
       row.append(
         Object.assign(button("ghost small consult-remove", () => act(() => api.removeCamera(room.id, participant.camera_id))), {
@@ -200,14 +322,53 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
     return row;
   }
 
+  /** A terminal's controls: hang up (or cancel the call), what it is shown, call again. */
+  function terminalControls(participant, row) {
+    const pid = participant.participant_id;
+    const call = STATE_TO_CALL[participant.state] ?? "ended";
+    if (call === "calling" || call === "connected") {
+      const hangUp = button("ghost small consult-hang-up", () => act(() => api.remove(room.id, pid)));
+      hangUp.textContent = t("consult.terminal.hang_up");
+      row.append(hangUp);
+    } else if (videonet?.enabled) {
+      const redial = button("ghost small consult-redial", () => callTerminal(terminalUri(participant), nameOf(pid)));
+      redial.textContent = t("consult.terminal.redial");
+      row.append(redial);
+    }
+    if (call === "connected") {
+      const label = el("label", "consult-terminal-show");
+      const select = el("select", "consult-show-select");
+      select.append(Object.assign(el("option", "", t("consult.terminal.show_speaker")), { value: "" }));
+      for (const other of participants.values()) {
+        if (other.participant_id === pid || other.state !== "joined") continue;
+        const option = el("option", "", nameOf(other.participant_id));
+        option.value = other.participant_id;
+        select.append(option);
+      }
+      const shown = participant.shown ?? "";
+      select.value = [...select.options].some((option) => option.value === shown) ? shown : "";
+      select.addEventListener("change", () => {
+        const source = select.value || null;
+        setParticipant(pid, { shown: source ?? "" });
+        act(() => api.showToTerminal(room.id, pid, source));
+      });
+      label.append(el("span", "", t("consult.terminal.show")), select);
+      row.append(label);
+    }
+    return row;
+  }
+
   function renderPeople() {
-    const rows = [...participants.values()].filter((p) => LISTED.has(p.state));
+    const rows = [...participants.values()].filter((p) =>
+      (p.kind === "terminal" ? TERMINAL_LISTED : LISTED).has(p.state),
+    );
     people.replaceChildren(
       ...rows.map((participant) => {
         const pid = participant.participant_id;
         const item = el("li", `consult-person state-${participant.state}`);
         item.dataset.participantId = pid;
         item.classList.toggle("speaking", speaker === pid);
+        if (participant.kind === "terminal") return terminalRow(item, participant);
         const name = el("span", "consult-person-name", names(pid));
         const role = pid === host ? el("span", "badge consult-host", t("consult.host")) : null;
         const stateBadge = el("span", `badge consult-state state-${participant.state}`, t(`consult.state.${participant.state}`));
@@ -220,6 +381,26 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
         return item;
       }),
     );
+  }
+
+  /** A terminal's row: its icon and name, its call state (and why a call failed or ended). */
+  function terminalRow(item, participant) {
+    const pid = participant.participant_id;
+    const call = STATE_TO_CALL[participant.state] ?? "ended";
+    item.classList.add("terminal");
+    item.dataset.call = call;
+    const name = el("span", "consult-person-name");
+    name.append(terminalIcon(), nameOf(pid));
+    const badge = el("span", `badge consult-call call-${call}`, t(`consult.call.${call}`));
+    item.append(name, badge);
+    if (participant.call_reason && (call === "failed" || call === "ended")) {
+      item.append(el("span", "consult-call-reason", participant.call_reason));
+    }
+    const badges = el("span", "consult-badges");
+    mutedBadges(badges, participant);
+    item.append(badges);
+    if (isHost() && state === "joined") item.append(hostControls(participant));
+    return item;
   }
 
   async function fillCameras() {
@@ -273,6 +454,14 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
     leaveButton.textContent = t("consult.leave");
     leaveButton.hidden = !open();
     endButton.textContent = t("consult.end");
+    callButton.textContent = t("consult.terminal.call");
+    callButton.hidden = !(isHost() && state === "joined" && videonet !== null);
+    callButton.disabled = !videonet?.enabled;
+    callButton.title = videonet && !videonet.enabled ? t("consult.terminal.disabled") : "";
+    dialBox.hidden = !(open() && dialCode && videonet?.enabled);
+    dialLabel.textContent = t("consult.dial_code");
+    dialDigits.textContent = dialCode ?? "";
+    dialBox.title = t("consult.dial_code.hint");
     endButton.hidden = !(isHost() && open());
     backButton.textContent = t("consult.back");
     backButton.hidden = open();
@@ -286,6 +475,10 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
     renderTiles();
     renderPeople();
     renderCameras();
+    if (!overlay.hidden) {
+      if (mayCall()) renderCallDialog();
+      else closeCallDialog();
+    }
   }
 
   async function act(call) {
@@ -300,7 +493,7 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
   function setParticipant(pid, changes) {
     const known = participants.get(pid) ?? {
       participant_id: pid,
-      kind: pid.startsWith(CAMERA_PREFIX) ? "camera" : "user",
+      kind: pid.startsWith(CAMERA_PREFIX) ? "camera" : isTerminal(pid) ? "terminal" : "user",
       camera_id: pid.startsWith(CAMERA_PREFIX) ? pid.slice(CAMERA_PREFIX.length) : null,
       muted_audio: false,
       muted_video: false,
@@ -347,7 +540,7 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
         setParticipant(pid, { state: "joined", kind: data.kind });
         break;
       case "consultation.participant_left":
-        setParticipant(pid, { state: data.reason === "removed" ? "removed" : "left" });
+        setParticipant(pid, { state: data.reason === "removed" ? "removed" : "left", shown: "" });
         if (pid === me && data.reason === "removed") {
           showError("consult.removed");
           teardown("removed");
@@ -367,6 +560,16 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
       case "consultation.camera_removed":
         setParticipant(pid, { state: "removed" });
         break;
+      case "consultation.terminal_call": {
+        if (!isTerminal(pid)) return;
+        if (data.name) terminalNames.set(pid, data.name);
+        const changes = { kind: "terminal", call_reason: data.reason || null };
+        if (data.uri) changes.uri = data.uri;
+        if (CALL_TO_STATE[data.state]) changes.state = CALL_TO_STATE[data.state];
+        if (data.state === "calling" || data.state === "connected") changes.shown = "";
+        setParticipant(pid, changes);
+        break;
+      }
       case "consultation.active_speaker":
         speaker = pid ?? null;
         break;
@@ -403,6 +606,104 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
     await act(() => api.addCamera(room.id, cameraId));
   }
 
+  // -- calling terminals ------------------------------------------------------------------
+
+  async function loadVideonet() {
+    if (!claims.roles?.some((role) => VIDEONET_ROLES.includes(role))) return;
+    try {
+      const answer = await api.terminals();
+      videonet = { enabled: Boolean(answer?.enabled), items: answer?.items ?? [] };
+    } catch (err) {
+      if (err?.status !== 403 && err?.status !== 404) failed(err);
+      return;
+    }
+    render();
+  }
+
+  function showCallError(key, vars = {}) {
+    callError.textContent = key ? t(key, vars) : "";
+    callError.hidden = !key;
+  }
+
+  function callFailed(err) {
+    const code = errorCode(err);
+    const key = code && has(`consult.terminal.error.${code}`) ? `consult.terminal.error.${code}` : null;
+    showCallError(key ?? "consult.terminal.error.call", { message: code ?? err?.message ?? String(err) });
+  }
+
+  function renderCallDialog() {
+    callTitle.textContent = t("consult.terminal.title");
+    callClose.textContent = t("consult.cancel");
+    listHead.textContent = t("consult.terminal.configured");
+    otherHead.textContent = t("consult.terminal.other");
+    callSubmit.textContent = t("consult.terminal.dial");
+    uriInput.placeholder = t("consult.terminal.uri_hint");
+    nameInput.placeholder = t("consult.terminal.name_hint");
+    const enabled = Boolean(videonet?.enabled);
+    callNote.textContent = videonet === null ? t("consult.terminal.loading") : enabled ? "" : t("consult.terminal.disabled");
+    callNote.hidden = enabled;
+    for (const input of [uriInput, nameInput, callSubmit]) input.disabled = !enabled;
+    const items = videonet?.items ?? [];
+    terminalList.replaceChildren(
+      ...items.map((item) => {
+        const pid = terminalParticipant(item.uri);
+        const inRoom = ["invited", "accepted", "joined"].includes(participants.get(pid)?.state);
+        const row = el("li", "consult-terminal-item");
+        row.dataset.uri = item.uri;
+        const name = el("span", "consult-terminal-name");
+        name.append(terminalIcon(), item.name || terminalUser(pid));
+        const dial = button("primary small consult-terminal-dial", () => callTerminal(item.uri, item.name));
+        dial.textContent = t(inRoom ? "consult.terminal.in_room" : "consult.terminal.dial");
+        dial.disabled = !enabled || inRoom;
+        row.append(name, el("span", "consult-terminal-uri", item.uri), dial);
+        return row;
+      }),
+    );
+    if (!items.length) terminalList.append(el("li", "empty", t("consult.terminal.none")));
+  }
+
+  function openCallDialog() {
+    if (!mayCall()) return;
+    uriInput.value = "";
+    nameInput.value = "";
+    showCallError(null);
+    overlay.hidden = false;
+    renderCallDialog();
+    loadVideonet().then(() => {
+      if (!overlay.hidden) renderCallDialog();
+    });
+    uriInput.focus();
+  }
+
+  function closeCallDialog() {
+    overlay.hidden = true;
+  }
+
+  /** Call the terminal at `uri` (a SIP URI or a number) into the room, named `name`. */
+  async function callTerminal(uri, name = "") {
+    if (!room || !isHost()) return;
+    const id = room.id;
+    showCallError(null);
+    callSubmit.disabled = true;
+    try {
+      const row = await api.callTerminal(id, uri, name);
+      closeCallDialog();
+      if (room?.id !== id || !row?.participant_id) return;
+      if (name) terminalNames.set(row.participant_id, name);
+      // The participant as the hub answered, unless its call events got here first.
+      const known = participants.get(row.participant_id);
+      const stale = !known || !["invited", "joined"].includes(known.state);
+      setParticipant(row.participant_id, { kind: "terminal", uri, ...(stale ? { state: row.state, call_reason: null } : {}) });
+      render();
+    } catch (err) {
+      // In the dialog when it is open, else (calling again from the list) under the header.
+      if (overlay.hidden) failed(err, "consult.terminal.error.call");
+      else callFailed(err);
+    } finally {
+      callSubmit.disabled = !videonet?.enabled;
+    }
+  }
+
   async function end() {
     if (!room || !isHost()) return;
     await act(() => api.end(room.id));
@@ -428,6 +729,9 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
       slots = [];
       speaker = null;
       cameraList = null;
+      dialCode = summary.dial_code ?? null;
+      terminalNames.clear();
+      closeCallDialog();
       state = "joining";
       conn = null;
       showError(null);
@@ -464,6 +768,17 @@ export function createRoomView(container, { api, claims, names, cameras, subscri
         applyLocalMute();
         render();
         onChange();
+        loadVideonet();
+        if (!dialCode) {
+          api
+            .get(summary.id)
+            .then((detail) => {
+              if (room !== summary || !detail?.dial_code) return;
+              dialCode = detail.dial_code;
+              render();
+            })
+            .catch(() => {}); // the code only helps a terminal dial in: the room works without it
+        }
       } catch (err) {
         if (room !== summary) return;
         failed(err, "consult.error.join");

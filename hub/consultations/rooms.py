@@ -72,6 +72,11 @@ def terminal_participant(uri: str) -> str:
     return f"{pid[: PARTICIPANT_ID_LENGTH - 17]}~{digest}"
 
 
+def terminal_uri(participant_id: str) -> str:
+    """The SIP URI a terminal participant id stands for (as far as the id keeps it)."""
+    return "sip:" + participant_id.removeprefix(TERMINAL_PREFIX)
+
+
 def room_code(consultation_id: str) -> str:
     """The digits a video network terminal dials to reach the room (会商室号码)."""
     number = int.from_bytes(hashlib.sha256(consultation_id.encode()).digest()[:8], "big")

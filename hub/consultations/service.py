@@ -381,6 +381,10 @@ class ConsultationService:
             if row.kind == CAMERA and row.camera_id is not None:
                 rooms.stage(session, room, "camera_removed", participant_id=participant_id,
                             camera_id=row.camera_id, by=identity.user)  # fmt: skip
+            if row.kind == TERMINAL:
+                rooms.stage(session, room, "terminal_call", participant_id=participant_id,
+                            uri=rooms.terminal_uri(participant_id), direction="out",
+                            state="ended", reason="removed")  # fmt: skip
         self._committed()
         if row.kind == CAMERA and row.camera_id is not None:
             await self._quietly(self.media.remove_camera(room.id, row.camera_id))

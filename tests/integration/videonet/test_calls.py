@@ -213,6 +213,8 @@ async def _call_out(running: RunningHub, terminal: Baresip, tmp_path: Path) -> N
 
         removed = await api.delete(f"{BASE}/{room_id}/participants/{pid}")
         assert removed.status == 204, removed.body
+        ended = await room_event(host_ws, room_id, "consultation.terminal_call", state="ended")
+        assert (ended["participant_id"], ended["reason"]) == (pid, "removed")
         await terminal.wait_event("CALL_CLOSED", timeout=MEDIA_WAIT)
         await eventually(lambda: not calls_of(running).calls, "the call to end")
         assert calls_of(running).ports._used == set()

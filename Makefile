@@ -65,6 +65,7 @@ bench: install-dev services media
 	$(BIN)/python -m tests.bench.cameras
 	$(BIN)/python -m tests.bench.consultations
 	$(BIN)/python -m tests.bench.gb28181
+	$(BIN)/python -m tests.bench.videonet_calls
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -6,6 +6,7 @@ decode what the hub relays to them, so a test can tell whose media arrived where
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
+VANISHED_CLOSE_TIMEOUT = 5.0
+"""Seconds a vanished participant's own peer connection may take to close."""
 SAMPLE_RATE = 48000
 SAMPLES = 960
 
@@ -121,6 +124,7 @@ class Participant:
         """Keyed by the transceiver mid that delivered the media."""
         self._readers: list[asyncio.Task[None]] = []
         self._transceivers: list[RTCRtpTransceiver] = []
+        self.vanished = False
         self.slot_map: dict[str, str | None] = {}
         """mid → source id, from the hub's slot assignments."""
 
@@ -216,6 +220,7 @@ class Participant:
     def vanish(self) -> None:
         """The network dies: close the ICE sockets without a word (no DTLS close_notify, no
         RTCP BYE, no consent answers), as a phone that loses coverage would."""
+        self.vanished = True
         transport = self.pc.getTransceivers()[0].receiver.transport.transport
         connection = transport._connection
         for protocol in connection._protocols:
@@ -227,7 +232,12 @@ class Participant:
         return str(self.pc.connectionState)
 
     async def close(self) -> None:
-        """Hang up."""
-        await self.pc.close()
+        """Hang up. A vanished peer's own connection is half torn down already: aiortc may
+        wait forever closing it (seen in CI), so that close is bounded."""
+        if self.vanished:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pc.close(), VANISHED_CLOSE_TIMEOUT)
+        else:
+            await self.pc.close()
         for reader in self._readers:
             reader.cancel()

@@ -100,7 +100,9 @@ async def test_wrong_password_keeps_retrying_and_not_ready(
 async def test_renews_before_expiry_and_comes_back_after_gateway_loss(
     sqlite_backend: Backend, tmp_path: Path, upper: UpperPlatform
 ) -> None:
-    running = await start_cascade_hub(sqlite_backend, tmp_path, upper.port, register_expires=2)
+    running = await start_cascade_hub(
+        sqlite_backend, tmp_path, upper.port, register_expires=2, request_timeout=0.5
+    )
     try:
         cascade = cascade_of(running)
         await upper.wait_register_count(3, timeout=WAIT)  # renewed at 1.5 s, twice
@@ -124,7 +126,7 @@ async def test_invite_streams_the_camera_as_ps(
     await upper.wait_registered(WAIT)
     channel = await channel_of(cascade_hub, GATE)
     session = await upper.invite(channel, transport, timeout=WAIT)
-    await session.wait_packets(150, timeout=WAIT)
+    await session.wait_packets(80, timeout=WAIT)
     assert session.ssrc_mismatches == 0 and session.payload_type_mismatches == 0
     assert session.answer is not None
     frames = await asyncio.to_thread(session.decode)

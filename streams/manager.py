@@ -111,6 +111,8 @@ class _Camera:
         self.task: asyncio.Task[None] | None = None
         self.idle: asyncio.TimerHandle | None = None
         self.transcoder: Transcoder | None = None
+        self.offline = asyncio.Event()
+        """Set while the pull reports the camera offline (viewers waiting stop waiting)."""
 
     @property
     def viewer_count(self) -> int:
@@ -123,8 +125,11 @@ class _Camera:
         self.relay.publish(packet)
 
     def _on_status(self, online: bool, reason: str) -> None:
-        if not online:
+        if online:
+            self.offline.clear()
+        else:
             self.relay.end_session()
+            self.offline.set()
         self._manager._status(self.camera_id, online, reason)
 
 
@@ -249,14 +254,25 @@ class StreamManager:
         log.info("camera pull stopped", camera_id=camera.camera_id)
 
     async def _ready(self, camera: _Camera) -> StreamInfo:
+        """The camera's stream info once it is open; 503 as soon as the pull finds the
+        camera offline, or after ``ready_timeout``."""
         if camera.source.online is False:
             raise MediaError("camera.unavailable", "the camera is offline", 503)
+        info = asyncio.ensure_future(camera.relay.wait_info())
+        offline = asyncio.ensure_future(camera.offline.wait())
         try:
-            return await asyncio.wait_for(camera.relay.wait_info(), self.config.ready_timeout)
-        except TimeoutError as err:
-            raise MediaError(
-                "camera.unavailable", "the camera did not answer in time", 503
-            ) from err
+            done, _ = await asyncio.wait(
+                {info, offline}, timeout=self.config.ready_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )  # fmt: skip
+        finally:
+            info.cancel()
+            offline.cancel()
+        if info in done:
+            return info.result()
+        if offline in done:
+            raise MediaError("camera.unavailable", "the camera is offline", 503)
+        raise MediaError("camera.unavailable", "the camera did not answer in time", 503)
 
     # -- WHEP ----------------------------------------------------------------------------
 

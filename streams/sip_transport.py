@@ -32,6 +32,7 @@ from protocols.sip.transaction import (
     ServerTransactions,
     TimerConfig,
 )
+from streams.ps_pull import outward_address
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,14 @@ class TransportCounters:
     def reject(self, reason: str) -> None:
         """Count a message refused at the edge."""
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
+def advertised_host(sip_address: str, bind_host: str) -> str:
+    """The address peers reach our SIP at (Contact, Via, SDP): the configured one, else the
+    bound one, else (bound to every interface) this host's address on its default route."""
+    if sip_address:
+        return sip_address
+    return outward_address() if bind_host in ("", "0.0.0.0", "::") else bind_host
 
 
 RequestHandler = Callable[[SipRequest, Peer], None]

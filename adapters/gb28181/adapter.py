@@ -38,8 +38,8 @@ from protocols.sip.digest import (
     verify_response,
 )
 from protocols.sip.message import SipParseError, SipRequest, new_tag
-from streams.ps_pull import PsCounters, outward_address
-from streams.sip_transport import Peer, SipTransport
+from streams.ps_pull import PsCounters
+from streams.sip_transport import Peer, SipTransport, advertised_host
 
 log = structlog.get_logger(__name__)
 
@@ -119,10 +119,8 @@ class Gb28181Adapter:
             raise NotReadyError(
                 f"cannot bind the SIP port {self.settings.host}:{self.settings.port}: {err}",
             ) from err
-        host = self.settings.sip_address or self.settings.host
-        if host in ("0.0.0.0", "::", ""):
-            host = outward_address()
-        self.local.host, self.local.port = host, port
+        self.local.host = advertised_host(self.settings.sip_address, self.settings.host)
+        self.local.port = port
         await self._restore()
         self._watch = self.tasks.spawn(self._watch_devices(), name="gb28181 device watch")
         self._ready = True

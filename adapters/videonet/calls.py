@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from adapters.videonet.cascade import bind_sip, request_user
 from hub.config import CallSettings
 from hub.consultations.contract import RoomMediaError
 from hub.consultations.media import ConsultationMedia
@@ -41,9 +42,9 @@ from protocols.sip.errors import SipParseError
 from protocols.sip.headers import Headers
 from protocols.sip.message import SipRequest, SipResponse, new_branch, new_call_id, new_tag
 from protocols.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
-from streams.ps_pull import PortPool, outward_address
+from streams.ps_pull import PortPool
 from streams.sip_leg import LegCounters, LegError, LegMedia, SipLeg
-from streams.sip_transport import Peer, SipTransport
+from streams.sip_transport import Peer, SipTransport, advertised_host
 
 log = structlog.get_logger(__name__)
 
@@ -167,11 +168,8 @@ class CallAdapter:
 
     async def start(self) -> None:
         """Open the SIP port; the room service calls through us from now on."""
-        await self.transport.start()
-        host = self.settings.host
-        self.address = self.settings.sip_address or (
-            outward_address() if host in ("", "0.0.0.0", "::") else host
-        )
+        await bind_sip(self.transport, self.settings.host, self.settings.port)
+        self.address = advertised_host(self.settings.sip_address, self.settings.host)
         self._started = True
         self._watch = self.tasks.spawn(self._watch_gateway(), name="videonet gateway watch")
         log.info("video network calls ready", port=self.port,
@@ -465,7 +463,7 @@ class CallAdapter:
             bump(self.counters.calls, "in_no_codec")
             self.transport.reply(request, peer, 488, f"Not Acceptable Here: {err}"[:100])
             return
-        code = _uri_user(request.uri)
+        code = request_user(request)
         room_id = await self.service.room_by_code(code) if code else None
         if room_id is None:
             bump(self.counters.calls, "in_unknown_room")
@@ -710,8 +708,3 @@ def _audio_choice(section: MediaDescription) -> tuple[str, int] | None:
         if upper == "OPUS" and clock == 48000:
             return "opus", payload
     return None
-
-
-def _uri_user(uri: str) -> str:
-    text = uri.split(":", 1)[1] if ":" in uri else uri
-    return text.split("@", 1)[0] if "@" in text else ""

@@ -22,6 +22,7 @@ import structlog
 from adapters.videonet.directory import CameraDirectory, SharedCamera
 from hub.cameras.registry import CameraRecord
 from hub.config import CascadeSettings
+from hub.errors import NotReadyError
 from hub.events import CameraAlarm
 from hub.tasks import TaskRegistry
 from protocols.gb28181.manscdp import ManscdpError, ManscdpMessage, parse_manscdp
@@ -34,7 +35,7 @@ from protocols.gb28181.manscdp_build import (
 )
 from protocols.gb28181.ptz import PtzCommand, parse_ptz
 from protocols.gb28181.ssrc import ssrc_value
-from protocols.sip.addresses import Via
+from protocols.sip.addresses import Via, parse_uri
 from protocols.sip.dialog import Dialog
 from protocols.sip.digest import authorization_value, parse_challenge
 from protocols.sip.errors import SipParseError
@@ -42,9 +43,9 @@ from protocols.sip.headers import Headers
 from protocols.sip.message import SipRequest, SipResponse, new_branch, new_call_id, new_tag
 from protocols.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 from streams.manager import MediaError, StreamManager
-from streams.ps_pull import PortPool, outward_address
+from streams.ps_pull import PortPool
 from streams.ps_push import PsPush, PushCounters, PushError
-from streams.sip_transport import Peer, SipTransport
+from streams.sip_transport import Peer, SipTransport, advertised_host
 
 log = structlog.get_logger(__name__)
 
@@ -152,11 +153,8 @@ class CascadeAdapter:
     async def start(self) -> None:
         """Bind our SIP port and start registering (in the background: a gateway that is
         down must not hold up the hub; readiness shows it)."""
-        await self.transport.start()
-        host = self.settings.host
-        self.address = self.settings.sip_address or (
-            outward_address() if host in ("", "0.0.0.0", "::") else host
-        )
+        await bind_sip(self.transport, self.settings.host, self.settings.port)
+        self.address = advertised_host(self.settings.sip_address, self.settings.host)
         self._call_id = new_call_id(self.address)
         self._loop = self.tasks.spawn(self._run(), name="videonet cascade registration")
         log.info("video network cascade started", port=self.port,
@@ -438,7 +436,7 @@ class CascadeAdapter:
         bump = self.counters.bump
         table = self.counters.invites
         self.transport.reply(request, peer, 100, "Trying")  # the camera may take seconds
-        channel_id = _uri_user(request.uri)
+        channel_id = request_user(request)
         if len(self._streams) >= self.settings.max_streams:
             bump(table, "busy")
             self.transport.reply(request, peer, 486, "Busy Here")
@@ -592,9 +590,20 @@ class CascadeAdapter:
             self.counters.alarms_sent += 1
 
 
-def _uri_user(uri: str) -> str:
-    text = uri.split(":", 1)[1] if ":" in uri else uri
-    return text.split("@", 1)[0] if "@" in text else ""
+def request_user(request: SipRequest) -> str:
+    """The user part of the Request-URI ('' when there is none or it does not parse)."""
+    try:
+        return parse_uri(request.uri).user or ""
+    except SipParseError:
+        return ""
+
+
+async def bind_sip(transport: SipTransport, host: str, port: int) -> None:
+    """Open the SIP port; NotReadyError (the hub retries) when it is taken."""
+    try:
+        await transport.start()
+    except OSError as err:
+        raise NotReadyError(f"cannot bind the SIP port {host}:{port}: {err}") from err
 
 
 def _granted(response: SipResponse, asked: int) -> int:

@@ -4,7 +4,7 @@ hub cascades to, a hub whose camera GATE is a real RTSP camera, and the hub's ca
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +14,19 @@ from sqlalchemy import select, update
 from adapters.videonet import CascadeAdapter
 from hub.db.models import Camera
 from tests.conftest import Backend, RunningHub, backend_settings, start_hub
+from tests.integration.cameras.conftest import (  # noqa: F401  (camera, clip: fixtures)
+    GATE,
+    MEDIA,
+    camera,
+    clip,
+)
 from tests.support.gb_upper import UpperPlatform
-from tests.support.rtsp_server import RtspServer, make_clip
+from tests.support.rtsp_server import RtspServer
 
 HUB_ID = "34020000002000000077"
 UPPER_ID = "34020000002000000001"
 DOMAIN = "3402000000"
 PASSWORD = "cascade-pa55"
-GATE = "s01c01g01-gate"
-"""A seed camera of street d01.s01 (config/cameras.json): the test RTSP camera."""
-MEDIA: dict[str, Any] = {
-    "idle_timeout": 1.0,
-    "read_timeout": 2.0,
-    "reconnect_min_delay": 0.2,
-    "reconnect_max_delay": 1.0,
-    "ready_timeout": 8.0,
-}
 WAIT = 15.0
 
 
@@ -63,23 +60,6 @@ def cascade_settings(upper_port: int, **overrides: Any) -> dict[str, Any]:
     return values
 
 
-@pytest.fixture(scope="session")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The camera's clip (frame numbers drawn in), made once."""
-    return make_clip(tmp_path_factory.mktemp("videonet") / "camera.mp4", seconds=20.0)
-
-
-@pytest.fixture
-def camera(clip: Path) -> Iterator[RtspServer]:
-    """A running RTSP camera serving the clip."""
-    server = RtspServer(clip)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 async def upper() -> AsyncIterator[UpperPlatform]:
     """The video network's GB/T 28181 gateway, as the upper platform."""
@@ -93,7 +73,7 @@ async def start_cascade_hub(
     backend: Backend,
     tmp_path: Path,
     upper_port: int,
-    camera: RtspServer | None = None,
+    rtsp_camera: RtspServer | None = None,
     **cascade: Any,
 ) -> RunningHub:
     """A hub cascading to the upper platform on ``upper_port`` of 127.0.0.1 (``cascade``
@@ -106,17 +86,20 @@ async def start_cascade_hub(
             videonet={"cascade": cascade_settings(upper_port, **cascade)},
         )
     )
-    if camera is not None:
+    if rtsp_camera is not None:
         async with running.hub.sessions() as session, session.begin():
             await session.execute(
-                update(Camera).where(Camera.id == GATE).values(source_url=camera.url)
+                update(Camera).where(Camera.id == GATE).values(source_url=rtsp_camera.url)
             )
     return running
 
 
 @pytest.fixture
 async def cascade_hub(
-    sqlite_backend: Backend, tmp_path: Path, upper: UpperPlatform, camera: RtspServer
+    sqlite_backend: Backend,
+    tmp_path: Path,
+    upper: UpperPlatform,
+    camera: RtspServer,  # noqa: F811  (the cameras' fixture)
 ) -> AsyncIterator[RunningHub]:
     """A SQLite hub cascading to ``upper`` over UDP, GATE being the RTSP camera."""
     running = await start_cascade_hub(sqlite_backend, tmp_path, upper.port, camera)

@@ -12,6 +12,9 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+RECANCEL_INTERVAL = 0.25
+"""Seconds between two cancellations of a task that has not ended yet (close)."""
+
 
 class TaskRegistry:
     """Spawns and tracks background tasks; ``close`` cancels and awaits what is left."""
@@ -45,12 +48,18 @@ class TaskRegistry:
         return len(self._tasks)
 
     async def close(self, timeout: float) -> None:
-        """Cancel every task and wait up to ``timeout`` seconds for them to finish."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+        """Cancel every task and wait up to ``timeout`` seconds for them to finish. A task
+        still running after a moment is cancelled again: a library it was awaiting in may
+        have swallowed the first cancellation (asyncpg resetting a connection does)."""
+        pending = set(self._tasks)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while pending:
+            for task in pending:
+                task.cancel()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            _, pending = await asyncio.wait(pending, timeout=min(left, RECANCEL_INTERVAL))
 
 
 async def drain_forever(
@@ -76,4 +85,6 @@ async def drain_forever(
         if taken:
             continue
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=idle)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            async with asyncio.timeout(idle):
+                await wake.wait()

@@ -406,7 +406,9 @@ class PsRtpPull:
             )
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), WATCH_INTERVAL)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                async with asyncio.timeout(WATCH_INTERVAL):
+                    await self._stop.wait()
             if time.monotonic() - pipeline.last_packet > config.read_timeout:
                 return pipeline.error or f"no media for {config.read_timeout:g} s"
         return "stopped"

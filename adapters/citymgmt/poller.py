@@ -76,7 +76,9 @@ class FeedPoller:
                     log.info("city-management feed polls recovered")
                     healthy = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
 
     async def poll_feed(self, feed: str) -> int:
         """Read one window of ``feed`` and apply it; returns how many records it held."""

@@ -52,6 +52,8 @@ SUBSCRIBE_BATCH = 256
 """Channels per SUBSCRIBE command when resubscribing after a reconnect."""
 DEFAULT_PRESENCE_TTL = 60.0
 STOP_TIMEOUT = 5.0
+CANCEL_GRACE = 0.5
+"""Seconds the feed task gets to end on its cancellation before its socket is closed."""
 EPOCH_BYTES = 8
 _MAX_OFFSET = 2**53  # Lua numbers are doubles: offsets stay exact below this
 _MAX_OFFSET_DIGITS = 20
@@ -125,6 +127,7 @@ class RedisBus(Bus):
         self._ready = False
         self._broken = False
         self._closed = False
+        self._stopping = False
         self.malformed_messages = 0
         """Pub/sub payloads dropped because they could not be parsed."""
 
@@ -171,9 +174,15 @@ class RedisBus(Bus):
     async def stop(self) -> None:
         """Stop the feed and close every connection. Safe to call twice."""
         self._ready = False
+        self._stopping = True
         task, self._feed_task = self._feed_task, None
         if task is not None:
             task.cancel()
+            await asyncio.wait([task], timeout=CANCEL_GRACE)
+            if not task.done() and self._feed is not None:
+                # redis-py's read_response can swallow the cancellation (the pump then
+                # reads on until the next PING): closing the socket ends it at once.
+                await self._discard(self._feed)
             await asyncio.gather(task, return_exceptions=True)
         await self._tasks.close(STOP_TIMEOUT)
         conn, self._feed = self._feed, None
@@ -378,6 +387,8 @@ class RedisBus(Bus):
             try:
                 await self._pump(conn)
             except Exception as err:
+                if self._stopping:
+                    return
                 self._feed_lost(err)
             finally:
                 self._ready = False

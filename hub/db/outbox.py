@@ -98,7 +98,9 @@ class OutboxRelay:
             if more:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                async with asyncio.timeout(self._settings.poll_interval):
+                    await self._wake.wait()
 
     async def relay_once(self) -> bool:
         """Publish one batch; True when more rows may be waiting."""

@@ -39,8 +39,14 @@ from protocols.sip.digest import (
     verify_response,
 )
 from protocols.sip.errors import SipParseError
-from protocols.sip.headers import Headers
-from protocols.sip.message import SipRequest, SipResponse, new_branch, new_call_id, new_tag
+from protocols.sip.message import (
+    SipRequest,
+    SipResponse,
+    make_request,
+    new_branch,
+    new_call_id,
+    new_tag,
+)
 from protocols.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 from streams.ps_pull import PortPool
 from streams.sip_leg import LegCounters, LegError, LegMedia, SipLeg
@@ -50,7 +56,6 @@ log = structlog.get_logger(__name__)
 
 SDP = "application/sdp"
 USER_AGENT = "GridHub"
-MAX_FORWARDS = "70"
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 NONCE_LIFETIME = 300.0
 ACK_TIMEOUT = 32.0
@@ -286,18 +291,13 @@ class CallAdapter:
 
     def _new_invite(self, call: _Call, body: bytes, call_id: str, from_tag: str) -> SipRequest:
         self._cseq += 1
-        headers = Headers()
-        headers.add("Via", str(self._via()))
-        headers.add("From", f"<{self._local_uri}>;tag={from_tag}")
-        headers.add("To", f"<{call.uri}>")
-        headers.add("Call-ID", call_id)
-        headers.add("CSeq", f"{self._cseq} INVITE")
-        headers.add("Max-Forwards", MAX_FORWARDS)
-        headers.add("Contact", f"<{self._local_uri}>")
-        headers.add("User-Agent", USER_AGENT)
-        headers.add("Allow", ALLOW)
-        headers.add("Content-Type", SDP)
-        return SipRequest("INVITE", call.uri, headers, body)
+        contact = f"<{self._local_uri}>"
+        extra = (("Contact", contact), ("User-Agent", USER_AGENT), ("Allow", ALLOW),
+                 ("Content-Type", SDP))  # fmt: skip
+        return make_request(
+            "INVITE", call.uri, via=self._via(), from_uri=self._local_uri, to_uri=call.uri,
+            call_id=call_id, cseq=self._cseq, from_tag=from_tag, extra=extra, body=body,
+        )  # fmt: skip
 
     async def _invite(self, call: _Call, offer: bytes) -> Negotiated:
         settings = self.settings
@@ -618,16 +618,13 @@ class CallAdapter:
     async def _ping(self) -> bool:
         self._cseq += 1
         uri = f"sip:{self.settings.gateway_host}:{self.settings.gateway_port}"
-        headers = Headers()
-        headers.add("Via", str(self._via()))
-        headers.add("From", f"<{self._local_uri}>;tag={new_tag()}")
-        headers.add("To", f"<{uri}>")
-        headers.add("Call-ID", new_call_id(self.address))
-        headers.add("CSeq", f"{self._cseq} OPTIONS")
-        headers.add("Max-Forwards", MAX_FORWARDS)
+        options = make_request(
+            "OPTIONS", uri, via=self._via(), from_uri=self._local_uri, to_uri=uri,
+            call_id=new_call_id(self.address), cseq=self._cseq,
+        )  # fmt: skip
         try:
             response = await asyncio.wait_for(
-                self.transport.request(SipRequest("OPTIONS", uri, headers), self.gateway),
+                self.transport.request(options, self.gateway),
                 self.settings.request_timeout,
             )
         except (TimeoutError, ConnectionError):

@@ -39,8 +39,14 @@ from protocols.sip.addresses import Via, parse_uri
 from protocols.sip.dialog import Dialog
 from protocols.sip.digest import authorization_value, parse_challenge
 from protocols.sip.errors import SipParseError
-from protocols.sip.headers import Headers
-from protocols.sip.message import SipRequest, SipResponse, new_branch, new_call_id, new_tag
+from protocols.sip.message import (
+    SipRequest,
+    SipResponse,
+    make_request,
+    new_branch,
+    new_call_id,
+    new_tag,
+)
 from protocols.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 from streams.manager import MediaError, StreamManager
 from streams.ps_pull import PortPool
@@ -52,7 +58,6 @@ log = structlog.get_logger(__name__)
 MANSCDP = "Application/MANSCDP+xml"
 SDP = "APPLICATION/SDP"
 USER_AGENT = "GridHub"
-MAX_FORWARDS = "70"
 RENEW_AT = 0.75
 """Share of the granted registration lifetime after which it is renewed."""
 UNREGISTER_TIMEOUT = 2.0
@@ -245,15 +250,10 @@ class CascadeAdapter:
 
     def _request(self, method: str, uri: str, to: str, call_id: str) -> SipRequest:
         self._cseq += 1
-        headers = Headers()
-        headers.add("Via", str(self._via()))
-        headers.add("From", f"<{self._aor}>;tag={new_tag()}")
-        headers.add("To", f"<{to}>")
-        headers.add("Call-ID", call_id)
-        headers.add("CSeq", f"{self._cseq} {method}")
-        headers.add("Max-Forwards", MAX_FORWARDS)
-        headers.add("User-Agent", USER_AGENT)
-        return SipRequest(method, uri, headers)
+        return make_request(
+            method, uri, via=self._via(), from_uri=self._aor, to_uri=to, call_id=call_id,
+            cseq=self._cseq, extra=(("User-Agent", USER_AGENT),),
+        )  # fmt: skip
 
     async def _register(self, expires: int) -> SipResponse:
         settings = self.settings

@@ -415,6 +415,35 @@ def make_response(
     return SipResponse(status, reason if reason is not None else default_reason(status), headers)
 
 
+def make_request(
+    method: str,
+    uri: str,
+    *,
+    via: Via,
+    from_uri: str,
+    to_uri: str,
+    call_id: str,
+    cseq: int,
+    from_tag: str | None = None,
+    extra: tuple[tuple[str, str], ...] = (),
+    body: bytes = b"",
+) -> SipRequest:
+    """A request outside a dialog (RFC 3261 8.1.1): Via, From (a fresh tag unless given),
+    To, Call-ID, CSeq, Max-Forwards 70, then ``extra`` headers in order."""
+    headers = Headers(
+        [
+            ("Via", str(via)),
+            ("From", f"<{from_uri}>;tag={from_tag or new_tag()}"),
+            ("To", f"<{to_uri}>"),
+            ("Call-ID", call_id),
+            ("CSeq", f"{cseq} {method}"),
+            ("Max-Forwards", "70"),
+            *extra,
+        ]
+    )
+    return SipRequest(method, uri, headers, body)
+
+
 def new_branch() -> str:
     """A fresh RFC 3261 branch (magic cookie prefix)."""
     return MAGIC_COOKIE + secrets.token_hex(BRANCH_RANDOM_BYTES)

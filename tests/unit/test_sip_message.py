@@ -15,6 +15,7 @@ from protocols.sip.message import (
     SipUri,
     Via,
     encode,
+    make_request,
     make_response,
     new_branch,
     new_call_id,
@@ -424,3 +425,26 @@ def test_via_parse_and_print() -> None:
 )
 def test_response_address(via: str, expected: tuple[str, int]) -> None:
     assert response_address(parse_via(via), ("10.0.0.9", 40000)) == expected
+
+
+def test_make_request_builds_an_out_of_dialog_request_that_parses_back() -> None:
+    via = Via("UDP", "10.0.0.5", 5062, {"branch": "z9hG4bKabc", "rport": None})
+    request = make_request(
+        "MESSAGE", "sip:34020000002000000001@3402000000", via=via,
+        from_uri="sip:34020000002000000002@3402000000",
+        to_uri="sip:34020000002000000001@3402000000", call_id="c1@10.0.0.5", cseq=7,
+        from_tag="t1", extra=(("Content-Type", "Application/MANSCDP+xml"),), body=b"<x/>",
+    )  # fmt: skip
+    parsed = parse_message(encode(request))
+    assert isinstance(parsed, SipRequest)
+    assert (parsed.method, parsed.cseq, parsed.call_id) == (
+        "MESSAGE",
+        (7, "MESSAGE"),
+        "c1@10.0.0.5",
+    )
+    assert parsed.from_tag == "t1" and parsed.to_tag is None
+    assert parsed.branch == "z9hG4bKabc" and parsed.headers.get("Max-Forwards") == "70"
+    assert parsed.content_type == "application/manscdp+xml" and parsed.body == b"<x/>"
+    fresh = make_request("OPTIONS", "sip:gw", via=via, from_uri="sip:a@b", to_uri="sip:gw",
+                         call_id="c2", cseq=1)  # fmt: skip
+    assert fresh.from_tag and fresh.from_tag != "t1"

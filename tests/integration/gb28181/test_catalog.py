@@ -33,6 +33,7 @@ async def test_a_catalog_of_300_channels_in_several_messages_is_imported_whole(
     sent = channels(300)
     nvr = await devices(device_id=NVR, transport=transport, channels=sent, catalog_per_message=7)
     assert await nvr.register() == 200
+    nvr.start_keepalives(0.2)  # the import may outlast the keepalive supervision (1.5 s)
 
     async def imported() -> bool:
         async with gb_hub.hub.sessions() as session:

@@ -54,11 +54,14 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def free_sip_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (baresip listens for SIP on both)."""
+    """A port free for UDP and TCP on 127.0.0.1, with the next one free for TCP too:
+    baresip listens for SIP on both and for SIP/TLS on the port after (seen in CI: its
+    start failed with EADDRINUSE on port + 1)."""
     for _ in range(50):
         port = free_port(socket.SOCK_DGRAM)
-        with contextlib.suppress(OSError), socket.socket() as tcp:
+        with contextlib.suppress(OSError), socket.socket() as tcp, socket.socket() as tls:
             tcp.bind((HOST, port))
+            tls.bind((HOST, port + 1))
             return port
     raise BaresipError("no free SIP port on 127.0.0.1")
 

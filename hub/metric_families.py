@@ -7,6 +7,11 @@ from collections.abc import Mapping
 from prometheus_client.core import CounterMetricFamily
 
 
+def count(table: dict[str, int], key: str) -> None:
+    """Add one to ``table[key]`` (the per-label tallies ``labelled_counter`` reports)."""
+    table[key] = table.get(key, 0) + 1
+
+
 def labelled_counter(
     name: str, doc: str, label: str, values: Mapping[str, int]
 ) -> CounterMetricFamily:

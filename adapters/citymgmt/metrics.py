@@ -8,7 +8,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapters.citymgmt.models import DELIVERY_STATES
-from hub.metric_families import labelled_counter
+from hub.metric_families import count, labelled_counter
 
 
 class CitymgmtCounters:
@@ -26,9 +26,7 @@ class CitymgmtCounters:
         self.reclaimed = 0
         self.queue: dict[str, int] = dict.fromkeys(DELIVERY_STATES, 0)
 
-    @staticmethod
-    def _bump(counts: dict[str, int], key: str) -> None:
-        counts[key] = counts.get(key, 0) + 1
+    _bump = staticmethod(count)
 
     def request(self, outcome: str) -> None:
         """Count an applied request by outcome (created, updated, unchanged, stale …)."""
@@ -98,6 +96,6 @@ class CitymgmtCollector(Collector):
         queue = GaugeMetricFamily(
             "hub_citymgmt_deliveries", "Delivery rows by state.", labels=["state"]
         )
-        for state, count in sorted(c.queue.items()):
-            queue.add_metric([state], count)
+        for state, rows in sorted(c.queue.items()):
+            queue.add_metric([state], rows)
         yield queue

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from hub.metric_families import count
 from streams.sip_transport import Peer
 
 
@@ -48,10 +49,7 @@ class Gb28181Counters:
     alarms: int = 0
     ptz_commands: int = 0
 
-    @staticmethod
-    def bump(counts: dict[str, int], key: str) -> None:
-        """Add one to ``counts[key]``."""
-        counts[key] = counts.get(key, 0) + 1
+    bump = staticmethod(count)
 
 
 class DeviceTable:

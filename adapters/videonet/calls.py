@@ -24,6 +24,7 @@ from hub.consultations.contract import RoomMediaError
 from hub.consultations.media import ConsultationMedia
 from hub.consultations.rooms import terminal_participant
 from hub.consultations.service import ConsultationService
+from hub.metric_families import count
 from hub.tasks import TaskRegistry
 from protocols.rtp.h264 import choose_h264
 from protocols.sip.addresses import Via
@@ -93,9 +94,7 @@ class CallCounters:
     rejected: dict[str, int] = field(default_factory=dict)
     gateway_lost: int = 0
 
-    def bump(self, table: dict[str, int], key: str) -> None:
-        """Count one ``key`` in ``table``."""
-        table[key] = table.get(key, 0) + 1
+    bump = staticmethod(count)
 
 
 @dataclass(eq=False)

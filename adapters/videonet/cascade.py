@@ -24,6 +24,7 @@ from hub.cameras.registry import CameraRecord
 from hub.config import CascadeSettings
 from hub.errors import NotReadyError
 from hub.events import CameraAlarm
+from hub.metric_families import count
 from hub.tasks import TaskRegistry
 from protocols.gb28181.manscdp import ManscdpError, ManscdpMessage, parse_manscdp
 from protocols.gb28181.manscdp_build import (
@@ -65,7 +66,6 @@ ACK_TIMEOUT = 32.0
 """Seconds we wait for the ACK of our 200 to an INVITE (64*T1) before hanging up."""
 ALLOW = "INVITE, ACK, BYE, CANCEL, MESSAGE, OPTIONS"
 PS_ENCODINGS = ("PS", "MP2P")
-PS_CLOCK = 90000
 ALARM_PRIORITY = {"critical": 1, "warning": 2, "info": 4}
 """Our alarm levels → GB/T 28181 AlarmPriority (1 is the most urgent)."""
 ALARM_METHOD_VIDEO = 5
@@ -90,9 +90,7 @@ class CascadeCounters:
     alarms_sent: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
-    def bump(self, table: dict[str, int], key: str) -> None:
-        """Count one ``key`` in ``table``."""
-        table[key] = table.get(key, 0) + 1
+    bump = staticmethod(count)
 
 
 @dataclass(eq=False)
@@ -543,23 +541,23 @@ class CascadeAdapter:
             self.transport.reply(request, peer, 481, "Call/Transaction Does Not Exist")
             return
         self.transport.reply(request, peer, 200)
+        if self._close(stream):
+            log.info("cascaded stream hung up by the upper platform",
+                     camera_id=stream.camera.record.id)  # fmt: skip
+
+    def _close(self, stream: _Stream) -> bool:
+        """Stop sending, free the port and the camera's viewer; False if already done."""
+        if stream.ended:
+            return False
         stream.ended = True
         self._streams.pop(stream.call_id, None)
         stream.push.stop()
         stream.push.close()
         stream.release()
-        log.info("cascaded stream hung up by the upper platform",
-                 camera_id=stream.camera.record.id)  # fmt: skip
+        return True
 
     async def _end(self, stream: _Stream, send_bye: bool) -> None:
-        if stream.ended:
-            return
-        stream.ended = True
-        self._streams.pop(stream.call_id, None)
-        stream.push.stop()
-        stream.push.close()
-        stream.release()
-        if not send_bye:
+        if not self._close(stream) or not send_bye:
             return
         request = stream.dialog.request("BYE", self._via())
         try:

@@ -12,7 +12,7 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-RECANCEL_INTERVAL = 0.25
+RECANCEL_INTERVAL = 1.0
 """Seconds between two cancellations of a task that has not ended yet (close)."""
 
 
@@ -49,7 +49,7 @@ class TaskRegistry:
 
     async def close(self, timeout: float) -> None:
         """Cancel every task and wait up to ``timeout`` seconds for them to finish. A task
-        still running after a moment is cancelled again: a library it was awaiting in may
+        still running a second later is cancelled again: a library it was awaiting in may
         have swallowed the first cancellation (asyncpg resetting a connection does)."""
         pending = set(self._tasks)
         deadline = asyncio.get_running_loop().time() + timeout

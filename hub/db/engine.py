@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event, text
@@ -15,12 +17,25 @@ from sqlalchemy.ext.asyncio import (
 from hub.errors import NotReadyError
 
 
+class _SqliteConnection(sqlite3.Connection):
+    """Rolls back before closing. SQLite closes a connection that still has a statement
+    (a cursor kept alive by the traceback of a query cancelled mid-flight) only once that
+    statement is finalized, and until then keeps its transaction and write lock: every
+    other writer would wait out the busy timeout."""
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # closing anyway; close() reports the rest
+            if self.in_transaction:
+                self.rollback()
+        super().close()
+
+
 def make_engine(url: str) -> AsyncEngine:
     """Create the async engine; SQLite gets WAL and a busy timeout so the relay and
     request handlers do not trip over each other's locks."""
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
-        kwargs = {"connect_args": {"timeout": 30}}
+        kwargs = {"connect_args": {"timeout": 30, "factory": _SqliteConnection}}
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
 

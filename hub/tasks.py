@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import structlog
@@ -60,6 +60,20 @@ class TaskRegistry:
             if left <= 0:
                 return
             _, pending = await asyncio.wait(pending, timeout=min(left, RECANCEL_INTERVAL))
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they have ended. Unlike ``await task`` inside
+    ``suppress(CancelledError)``, a cancellation of the caller itself (a time-boxed
+    shutdown stage running out) is not swallowed. What a task raised is logged."""
+    running = [task for task in tasks if task is not asyncio.current_task()]
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running)
+    for task in running:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("task failed while stopping", task=task.get_name(), error=repr(exc))
 
 
 async def drain_forever(

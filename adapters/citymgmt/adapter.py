@@ -10,7 +10,6 @@ does not take the hub out of service (its updates wait in the queue, visible in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
@@ -23,7 +22,7 @@ from adapters.citymgmt.poller import FeedPoller
 from hub.cases.service import CaseService
 from hub.config import Settings
 from hub.metrics import HubMetrics
-from hub.tasks import TaskRegistry
+from hub.tasks import TaskRegistry, cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -83,11 +82,7 @@ class CitymgmtAdapter:
     async def stop(self) -> None:
         """Stop the tasks and close the client; safe to call twice."""
         running, self._running = self._running, []
-        for task in running:
-            task.cancel()
-        for task in running:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(running)
         self.queue.client = None
         if self.client is not None:
             await self.client.close()

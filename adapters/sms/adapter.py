@@ -4,7 +4,6 @@ hands it to the SMS service, which owns the queue. CMPP would be one more provid
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
@@ -13,7 +12,7 @@ from adapters.sms.http import HttpProvider
 from adapters.sms.smpp import SmppProvider
 from hub.config import SmsSettings
 from hub.sms.service import SmsService
-from hub.tasks import TaskRegistry
+from hub.tasks import TaskRegistry, cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -62,9 +61,7 @@ class SmsAdapter:
         """Stop the provider; safe to call twice."""
         self._started = False
         if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            await cancel_and_wait([self._watch])
             self._watch = None
         if isinstance(self.provider, SmppProvider):
             await self.provider.stop()

@@ -16,7 +16,6 @@ arrive, so a hub that stops between the parts of one text loses that incomplete 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 
@@ -27,6 +26,7 @@ from hub.config import SmsSettings
 from hub.errors import NotReadyError
 from hub.sms.metrics import SmsCounters
 from hub.sms.ports import OutboundSms, SmsSink, SubmitError
+from hub.tasks import cancel_and_wait
 from protocols.sms import (
     TAG_MESSAGE_STATE,
     TAG_RECEIPTED_MESSAGE_ID,
@@ -139,9 +139,7 @@ class SmppProvider:
         """Unbind and stop reconnecting; safe to call twice."""
         self._stopping = True
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await cancel_and_wait([self._supervisor])
             self._supervisor = None
         if self._session is not None:
             await self._session.close("stopping")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from hub.tasks import cancel_and_wait
 from protocols.sms import (
     BindTransceiver,
     BindTransceiverResp,
@@ -249,15 +250,8 @@ class SmppSession:
                 async with asyncio.timeout(UNBIND_TIMEOUT):
                     await self._request(Unbind(sequence=self._next_sequence()))
         self._lost(reason)
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks.clear()
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks)
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(Exception):

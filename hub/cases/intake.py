@@ -71,7 +71,9 @@ class CaseIntake:
     async def _write(self, batch: list[_Waiting]) -> None:
         try:
             async with self._cases.sessions() as session, session.begin():
-                outcomes = await self._cases.new_cases(session, [w.report for w in batch], utcnow())
+                outcomes = await self._cases.new_cases(
+                    session, [w.report for w in batch], utcnow(), bulk=True
+                )
         except Exception as err:
             log.warning("case batch not stored", reports=len(batch), error=repr(err))
             for waiting in batch:

@@ -36,10 +36,21 @@ from hub.cases.lifecycle import (
 )
 from hub.cases.models import CaseAction, CaseReport, ExternalRef, details_of
 from hub.config import CaseSettings
-from hub.db.models import Case, CaseAttachment, CaseCounter, CaseEntry, OrgNode, User, utcnow
-from hub.db.outbox import OutboxRelay, add_event
+from hub.db.bulk import insert_new
+from hub.db.models import (
+    Case,
+    CaseAttachment,
+    CaseCounter,
+    CaseEntry,
+    OrgNode,
+    OutboxEvent,
+    User,
+    utcnow,
+)
+from hub.db.outbox import OutboxRelay, outbox_row
 from hub.errors import HubError
 from hub.events import CASE_EVENTS
+from hub.publisher import channels_for
 from protocols.envelope import new_event_id, org_contains
 
 if TYPE_CHECKING:
@@ -195,12 +206,14 @@ class CaseService:
         return outcome
 
     async def new_cases(
-        self, session: AsyncSession, reports: list[Report], now: datetime
+        self, session: AsyncSession, reports: list[Report], now: datetime, *, bulk: bool = False
     ) -> list[Case | CaseError]:
         """Add several reported cases to ``session``'s transaction with a handful of
         statements whatever their number (one lookup of the org nodes, one of the
         reporters' names, one counter update per district): each report's case, or the
-        CaseError that refuses it (the others go on)."""
+        CaseError that refuses it (the others go on). With ``bulk`` the cases, their
+        timeline rows and events are inserted at once, outside the session (hub/db/bulk.py):
+        the returned cases are then detached copies, not for changing in this transaction."""
         orgs: list[str | CaseError] = []
         for report in reports:
             try:
@@ -220,14 +233,27 @@ class CaseService:
                 outcomes.append(err)
         cases = [c for c in outcomes if isinstance(c, Case)]
         await self._number(session, cases, now.year)
-        session.add_all(cases)
+        actors: list[Actor] = []
         for report, outcome in zip(reports, outcomes, strict=True):
             if isinstance(outcome, Case):
                 actor = report.actor
                 if not actor.name and actor.id in names:
                     actor = dataclasses.replace(actor, name=names[actor.id])
                     outcome.reporter_name = outcome.reporter_name or actor.name
-                await self.record(session, outcome, "report", actor, now=now)
+                actors.append(actor)
+        if not bulk:
+            session.add_all(cases)
+            for case, actor in zip(cases, actors, strict=True):
+                await self.record(session, case, "report", actor, now=now)
+            return outcomes
+        await insert_new(session, cases)  # before the hooks: what they add refers to them
+        rows: list[CaseEntry | OutboxEvent] = []
+        for case, actor in zip(cases, actors, strict=True):
+            entry, event = self._timeline_row(case, "report", actor, now=now)
+            rows += (entry, event)
+            for hook in self.on_change:
+                await hook(session, case, entry)
+        await insert_new(session, rows)
         return outcomes
 
     def _build(self, report: Report, org: str, levels: dict[str, str], now: datetime) -> Case:
@@ -512,7 +538,30 @@ class CaseService:
     ) -> CaseEntry:
         """Write a timeline row and its event (outbox) for a change already applied to
         ``case``, bump the version, and run the ``on_change`` hooks."""
-        now = now or utcnow()
+        entry, event = self._timeline_row(
+            case, action, actor, note=note, from_state=from_state, details=details,
+            now=now or utcnow(), extra_channels=extra_channels,
+        )  # fmt: skip
+        session.add(event)
+        session.add(entry)
+        for hook in self.on_change:
+            await hook(session, case, entry)
+        return entry
+
+    def _timeline_row(
+        self,
+        case: Case,
+        action: str,
+        actor: Actor,
+        *,
+        note: str = "",
+        from_state: str | None = None,
+        details: dict[str, Any] | None = None,
+        now: datetime,
+        extra_channels: Iterable[str] = (),
+    ) -> tuple[CaseEntry, OutboxEvent]:
+        """The timeline row and outbox row of a change applied to ``case`` (whose version
+        and update time it bumps), not yet added to a session."""
         if action != "report":
             case.version += 1
         case.updated_at = now
@@ -535,7 +584,6 @@ class CaseService:
         channels = [case_channel(case.id), *extra_channels]
         if action in PERSONAL and case.assignee:
             channels.append(user_channel(case.assignee))
-        add_event(session, envelope, channels)
         entry = CaseEntry(
             case_id=case.id,
             action=action,
@@ -550,7 +598,4 @@ class CaseService:
             event_id=envelope.id,
             at=now,
         )
-        session.add(entry)
-        for hook in self.on_change:
-            await hook(session, case, entry)
-        return entry
+        return entry, outbox_row(envelope, channels_for(envelope, channels))

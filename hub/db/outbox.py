@@ -164,11 +164,14 @@ class OutboxRelay:
 def add_personal_event(session: AsyncSession, envelope: Envelope, channels: Iterable[str]) -> None:
     """Stage an event for ``channels`` only, not its org channels: a notice or a receipt
     is news for the people it names, not for everyone watching the sender's org."""
-    session.add(
-        OutboxEvent(
-            event_id=envelope.id,
-            type=envelope.type,
-            channels=list(channels),
-            payload=envelope.encode().decode(),
-        )
+    session.add(outbox_row(envelope, channels))
+
+
+def outbox_row(envelope: Envelope, channels: Iterable[str]) -> OutboxEvent:
+    """The outbox row of an event for exactly ``channels`` (not yet added anywhere)."""
+    return OutboxEvent(
+        event_id=envelope.id,
+        type=envelope.type,
+        channels=list(channels),
+        payload=envelope.encode().decode(),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import jwt
 
 from hub.errors import HubError
 from protocols.envelope import EnvelopeError, validate_org_path
+
+VERIFIED_CACHE = 1024
+"""Tokens whose verified identity is kept (a browser or system sends the same token with
+each request; checking its signature again cost more than handling a small request)."""
 
 ROLES = frozenset({"grid_worker", "grid_leader", "dispatcher", "department", "leader", "admin"})
 
@@ -47,11 +52,27 @@ class TokenVerifier:
             self._key: str = public_key_file.read_text()
         else:
             self._key = secret
+        self._verified: OrderedDict[str, Identity] = OrderedDict()
 
     def verify(self, token: str) -> Identity:
-        """Return the identity in ``token`` or raise TokenError."""
+        """Return the identity in ``token`` or raise TokenError. A token verified before
+        is answered from memory until it expires (the most recent tokens are kept)."""
         if not isinstance(token, str) or not token or len(token) > 8192:
             raise TokenError("token missing or too long")
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires > time.time():
+                self._verified.move_to_end(token)
+                return known
+            del self._verified[token]
+            raise TokenError("token expired", expired=True)
+        identity = self._decode(token)
+        self._verified[token] = identity
+        if len(self._verified) > VERIFIED_CACHE:
+            self._verified.popitem(last=False)
+        return identity
+
+    def _decode(self, token: str) -> Identity:
         try:
             claims = jwt.decode(
                 token,

@@ -76,3 +76,32 @@ def test_token_signed_with_another_secret_is_refused() -> None:
     with pytest.raises(TokenError) as info:
         TokenVerifier("HS256", SECRET).verify(token)
     assert info.value.code == "auth.invalid_token"
+
+
+def test_a_verified_token_is_remembered_until_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier("HS256", SECRET)
+    token = jwt.encode(_claims(), SECRET, algorithm="HS256")
+    first = verifier.verify(token)
+    calls: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(*args: object, **kwargs: object) -> object:
+        calls.append("decode")
+        return real_decode(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    assert verifier.verify(token) is first
+    assert calls == []  # answered from memory, the signature not checked again
+    later = time.time() + 120
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(TokenError) as info:
+        verifier.verify(token)
+    assert info.value.expired
+
+
+def test_a_refused_token_is_not_remembered() -> None:
+    verifier = TokenVerifier("HS256", SECRET)
+    forged = jwt.encode(_claims(), "another-secret-0123456789abcdefgh", algorithm="HS256")
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            verifier.verify(forged)

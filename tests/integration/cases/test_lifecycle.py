@@ -118,7 +118,10 @@ async def test_a_case_walks_the_seven_steps_with_escalation_and_a_return_seen_li
 
         for name, watcher in watchers.items():
             assert await types_seen(watcher, len(WALK)) == WALK, name
-        assert await types_seen(per_case, len(WALK) - 1) == WALK[1:]
+        seen = await types_seen(per_case, len(WALK) - 1)
+        if seen[0] == "case.reported":  # it subscribed before the relay published the report
+            seen = seen[1:] + await types_seen(per_case, 1)
+        assert seen == WALK[1:]
         # Nothing reached the other street or community: the first thing they see is a
         # marker published after every case event.
         for org in ("d01.s01.c02", "d01.s02"):

@@ -86,6 +86,19 @@ class Report:
     external: ExternalRef | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What a timeline row says beyond who did which action when."""
+
+    note: str = ""
+    from_state: str | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra_channels: tuple[str, ...] = ()
+
+
+_NO_CHANGE = _Change()
+
+
 class CaseError(HubError):
     """A case request refused: status, documented code, message, optional details."""
 
@@ -249,7 +262,7 @@ class CaseService:
         await insert_new(session, cases)  # before the hooks: what they add refers to them
         rows: list[CaseEntry | OutboxEvent] = []
         for case, actor in zip(cases, actors, strict=True):
-            entry, event = self._timeline_row(case, "report", actor, now=now)
+            entry, event = self._timeline_row(case, "report", actor, now)
             rows += (entry, event)
             for hook in self.on_change:
                 await hook(session, case, entry)
@@ -538,10 +551,8 @@ class CaseService:
     ) -> CaseEntry:
         """Write a timeline row and its event (outbox) for a change already applied to
         ``case``, bump the version, and run the ``on_change`` hooks."""
-        entry, event = self._timeline_row(
-            case, action, actor, note=note, from_state=from_state, details=details,
-            now=now or utcnow(), extra_channels=extra_channels,
-        )  # fmt: skip
+        change = _Change(note, from_state, details or {}, tuple(extra_channels))
+        entry, event = self._timeline_row(case, action, actor, now or utcnow(), change)
         session.add(event)
         session.add(entry)
         for hook in self.on_change:
@@ -549,19 +560,11 @@ class CaseService:
         return entry
 
     def _timeline_row(
-        self,
-        case: Case,
-        action: str,
-        actor: Actor,
-        *,
-        note: str = "",
-        from_state: str | None = None,
-        details: dict[str, Any] | None = None,
-        now: datetime,
-        extra_channels: Iterable[str] = (),
+        self, case: Case, action: str, actor: Actor, now: datetime, change: _Change = _NO_CHANGE
     ) -> tuple[CaseEntry, OutboxEvent]:
         """The timeline row and outbox row of a change applied to ``case`` (whose version
         and update time it bumps), not yet added to a session."""
+        note, from_state = change.note, change.from_state
         if action != "report":
             case.version += 1
         case.updated_at = now
@@ -581,7 +584,7 @@ class CaseService:
             at=now.isoformat(),
         )
         envelope = data.envelope(source=SOURCE, org=case.org, subject=case.id)
-        channels = [case_channel(case.id), *extra_channels]
+        channels = [case_channel(case.id), *change.extra_channels]
         if action in PERSONAL and case.assignee:
             channels.append(user_channel(case.assignee))
         entry = CaseEntry(
@@ -594,7 +597,7 @@ class CaseService:
             from_state=from_state,
             to_state=case.state,
             note=note,
-            details=details or {},
+            details=dict(change.details),
             event_id=envelope.id,
             at=now,
         )

@@ -111,6 +111,12 @@ async def run_sipp(
         except TimeoutError:
             process.kill()
             stdout, stderr = await process.communicate()
+        except BaseException:  # cancelled (a failing test): leave no sipp behind
+            if process.returncode is None:
+                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    await asyncio.shield(process.wait())
+            raise
         stats = _last_stats(stat_file)
         errors = ""
         with contextlib.suppress(OSError):

@@ -12,7 +12,6 @@ so a batch retried after a database outage yields the same events, once.
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -181,7 +180,7 @@ class LocationService:
         if change is None:
             change = _Change(
                 state=state,
-                tracker=copy.copy(state.tracker),
+                tracker=state.tracker.clone() if state.tracker is not None else None,
                 online=state.online,
                 duty=state.duty,
                 last_seen=state.last_seen,
@@ -266,9 +265,8 @@ class LocationService:
         outside: bool | None = None
         tracker = change.tracker
         if tracker is not None:
-            area = self._registry.grids.area(worker.grid)
-            outside = not area.contains(point)
-            transition = tracker.observe(point, ping.accuracy_m, ping.fix_time)
+            outside = not tracker.area.contains(point)
+            transition = tracker.observe(point, ping.accuracy_m, ping.fix_time, inside=not outside)
             if transition is not None:
                 cls = (
                     WorkerLeftGrid if transition.kind is TransitionKind.LEFT else WorkerEnteredGrid

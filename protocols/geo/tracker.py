@@ -123,10 +123,27 @@ class GridTracker:
         self._run_to = None
         self._run_count = 0
 
-    def observe(self, point: LatLon, accuracy_m: float, time: float) -> Transition | None:
+    @property
+    def area(self) -> Area:
+        """The tracked grid's geometry."""
+        return self._area
+
+    def clone(self) -> GridTracker:
+        """An independent copy (a batch works on clones until its commit succeeds)."""
+        twin = GridTracker(self._area, config=self._config, state=self._state)
+        twin._last_time = self._last_time
+        twin._run_to, twin._run_count, twin._run_since = (
+            self._run_to, self._run_count, self._run_since
+        )  # fmt: skip
+        return twin
+
+    def observe(
+        self, point: LatLon, accuracy_m: float, time: float, *, inside: bool | None = None
+    ) -> Transition | None:
         """Feed one fix (WGS-84, accuracy radius in metres, fix time in Unix seconds).
 
-        Returns the transition this fix confirms, or None.
+        ``inside`` is ``area.contains(point)`` when the caller already knows it. Returns the
+        transition this fix confirms, or None.
         """
         cfg = self._config
         if not (math.isfinite(accuracy_m) and 0 <= accuracy_m <= cfg.max_accuracy_m):
@@ -137,7 +154,18 @@ class GridTracker:
             return None
         self._last_time = time
 
-        distance = self._area.signed_distance_m(point)
+        if inside is None:
+            inside = self._area.contains(point)
+        if self._run_to is None and self._state is (
+            Presence.INSIDE if inside else Presence.OUTSIDE
+        ):
+            # On the confirmed side with no run pending: however far from the boundary, the
+            # fix either agrees with the state or is ambiguous, and neither changes anything.
+            # Skipping the boundary distance here is most of a settled worker's cost.
+            return None
+        distance = self._area.boundary_distance_m(point)
+        if inside:
+            distance = -distance
         margin = max(accuracy_m, cfg.min_margin_m)
         vote: Presence | None
         if distance > margin:

@@ -423,6 +423,86 @@ def test_transitions_alternate_and_follow_the_state(moves: list[tuple[float, flo
         previous = tracker.state
 
 
+def oracle(
+    area: Area, config: HysteresisConfig, fixes: list[tuple[LatLon, float, float]]
+) -> list[Any]:
+    """The hysteresis rule written plainly, with the signed distance of every fix: vote
+    outside past +margin, inside past -margin; a run of votes against the state confirms
+    after confirm_count fixes spanning confirm_s; an ambiguous fix on the current side of a
+    run, or a vote for the state, resets it."""
+    state, run_to, count, since, last = Presence.UNKNOWN, None, 0, 0.0, -math.inf
+    out = []
+    for point, acc, time in fixes:
+        if not 0 <= acc <= config.max_accuracy_m or time <= last:
+            continue
+        last = time
+        distance = area.signed_distance_m(point)
+        margin = max(acc, config.min_margin_m)
+        vote = (Presence.OUTSIDE if distance > margin
+                else Presence.INSIDE if distance < -margin else None)  # fmt: skip
+        if vote is None:
+            if (run_to is Presence.OUTSIDE and distance <= 0) or (
+                run_to is Presence.INSIDE and distance >= 0
+            ):
+                run_to, count = None, 0
+            continue
+        if vote is state:
+            run_to, count = None, 0
+            continue
+        if run_to is vote:
+            count += 1
+        else:
+            run_to, count, since = vote, 1, time
+        if count >= config.confirm_count and time - since >= config.confirm_s:
+            if state is not Presence.UNKNOWN:
+                out.append((vote, since, time))
+            state, run_to, count = vote, None, 0
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-120, 120), st.floats(0, 40), st.floats(0.1, 8)), max_size=80),
+    st.integers(1, 3),
+)
+def test_the_tracker_decides_as_the_plain_rule_does(
+    moves: list[tuple[float, float, float]], confirm: int
+) -> None:
+    """The tracker skips the boundary distance when a fix cannot change anything; what it
+    decides must still be what the plain rule (every distance computed) decides. Fixes hug
+    the boundary, where the distance matters."""
+    area = AREAS[GRID]
+    home = centre(area)
+    edge = 0.0
+    while area.signed_distance_m(offset(home, edge, 0)) < 0:
+        edge += 5
+    config = HysteresisConfig(confirm_count=confirm, confirm_s=1.0)
+    fixes, time = [], 0.0
+    for north_m, acc, step in moves:
+        time += step
+        fixes.append((offset(home, edge + north_m, 0), acc, time))
+    tracker = GridTracker(area, config=config)
+    events = [(e.kind, e.since, e.time) for fix in fixes if (e := tracker.observe(*fix))]
+    expected = [
+        (TransitionKind.LEFT if vote is Presence.OUTSIDE else TransitionKind.ENTERED, a, b)
+        for vote, a, b in oracle(area, config, fixes)
+    ]
+    assert events == expected
+
+
+def test_a_clone_goes_on_alone() -> None:
+    area = AREAS[GRID]
+    home, far = centre(area), offset(centre(area), 5000, 0)
+    tracker = GridTracker(area, config=HysteresisConfig(confirm_count=2, confirm_s=0))
+    assert run(tracker, [(home, 5.0, 1), (home, 5.0, 2), (far, 5.0, 3)]) == []
+    twin = tracker.clone()
+    event = twin.observe(far, 5.0, 4)
+    assert event is not None and event.kind is TransitionKind.LEFT and event.since == 3
+    assert tracker.state is Presence.INSIDE and twin.state is Presence.OUTSIDE
+    assert tracker.observe(far, 5.0, 4) is not None  # the original's pending run is its own
+    assert twin.area is tracker.area
+
+
 # --- tracks ------------------------------------------------------------------------------
 
 

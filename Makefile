@@ -58,7 +58,7 @@ e2e: install-dev browser media
 
 bench: install-dev services media
 	$(BIN)/python -m tests.bench.fanout
-	$(BIN)/python -m tests.bench.ingest
+	$(BIN)/python -m tests.bench.ingest --repeat 3
 	$(BIN)/python -m tests.bench.track
 	$(BIN)/python -m tests.bench.notices
 	$(BIN)/python -m tests.bench.cases

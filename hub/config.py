@@ -118,9 +118,9 @@ class MqttSettings(BaseModel):
     )
     topic_prefix: str = Field("", description="Prefix before grid/... and owntracks/... topics.")
     receive_maximum: int = Field(
-        1000, description="Unacknowledged QoS 1 messages the broker may send us at once."
+        8000, description="Unacknowledged QoS 1 messages the broker may send us at once."
     )
-    batch_size: int = Field(500, description="Messages persisted per batch.")
+    batch_size: int = Field(4000, description="Messages persisted per batch.")
     batch_interval: float = Field(0.05, description="Longest wait (s) before a batch is flushed.")
     reconnect_max_delay: float = Field(10.0, description="Longest wait between reconnects.")
     embedded_host: str = Field("127.0.0.1", description="Embedded broker address.")

@@ -4,7 +4,10 @@ bare paho subscriber draining the same load.
 One private Mosquitto (the real broker binary, our own process on a free port, queues
 unbounded so nothing is dropped for a slow subscriber) serves every run. Per run, K
 simulated phones in a few processes publish M pings each at QoS 1, after one warm-up ping
-each (not timed: it makes the hub look every worker up once and brings them online):
+each (not timed: it makes the hub look every worker up once and brings them online). The
+phones are lean raw MQTT 3.1.1 clients by default (tests/bench/ingest_raw.py); paho phones
+(``--publisher paho``) need more than one of the two cores to publish 20,000 pings/s, and
+the run then measures them rather than the hub:
 
 * ``hub+sqlite`` / ``hub+postgres``: ``hub serve`` on a fresh database with K workers; the
   run ends when the hub's ``hub_positions_stored_total`` has grown by K × M. A WebSocket
@@ -19,6 +22,7 @@ stored exactly once; then hub/bare ratios and the acceptance targets.
 Usage::
 
     python -m tests.bench.ingest                    # K=1000 phones × M=50 pings, all three
+    python -m tests.bench.ingest --publisher paho   # the same with paho phone clients
     python -m tests.bench.ingest --quick            # smoke run: K=200 × M=20
     python -m tests.bench.ingest --only sqlite,bare --phones 2000 --pings 100 --repeat 3
 
@@ -46,6 +50,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 
+from hub.config import MqttSettings
 from tests.bench.control import Message
 from tests.bench.fanout import terminate_as_exit
 from tests.bench.ingest_hub import (
@@ -75,7 +80,7 @@ LABELS = {"sqlite": "hub+sqlite", "postgres": "hub+postgres", "bare": BARE}
 BROKER_CONFIG = "allow_anonymous true\nmax_queued_messages 0\nmax_queued_bytes 0\n"
 """Unbounded queues: the broker never drops what a subscriber has not taken yet."""
 BROKER_NAME = "a private Mosquitto (the real broker, our own process)"
-RECEIVE_MAXIMUM = 1000
+RECEIVE_MAXIMUM = MqttSettings().receive_maximum
 """The bare subscriber's receive maximum: the hub's default (``HUB_MQTT__RECEIVE_MAXIMUM``)."""
 LIVE_INTERVAL = 1.0
 """The hub's default ``HUB_LOCATIONS__LIVE_INTERVAL``: trailing pushes come within it."""

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, update
+from sqlalchemy import FromClause, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from hub.config import LocationSettings
 from hub.db.models import LatestPosition, Position, Worker
@@ -109,6 +109,7 @@ class LocationService:
             index_elements=[LatestPosition.worker_id],
             set_={name: upsert.excluded[name] for name in LATEST_FIELDS},
         )
+        self._postgres = dialect == "postgresql"
         self._store_workers = (
             update(Worker)
             .where(Worker.id == bindparam("b_id"))
@@ -313,13 +314,19 @@ class LocationService:
             async with self._sessions() as session, session.begin():
                 conn = await session.connection()
                 stored = 0
-                if plan.rows:
-                    result = await conn.execute(self._store_positions, plan.rows)
-                    stored = len(result.all())
+                if self._postgres:
+                    if plan.rows:
+                        stored = await _pg_store_positions(conn, plan.rows)
+                    if latest:
+                        await _pg_store_latest(conn, latest)
+                else:
+                    if plan.rows:
+                        result = await conn.execute(self._store_positions, plan.rows)
+                        stored = len(result.all())
+                    if latest:
+                        await conn.execute(self._store_latest, latest)
                 if workers:
                     await conn.execute(self._store_workers, workers)
-                if latest:
-                    await conn.execute(self._store_latest, latest)
                 for event, grid, subject in plan.events:
                     add_event(session, event.envelope(source=SOURCE, org=grid, subject=subject))
         except Exception as err:
@@ -403,6 +410,52 @@ class LocationService:
 def _on_the_globe(point: LatLon) -> bool:
     """True for a WGS-84 point within ±90° latitude and ±180° longitude (NaN is not)."""
     return -90.0 <= point.lat <= 90.0 and -180.0 <= point.lon <= 180.0
+
+
+def _unnest_insert(table: FromClause, columns: Sequence[str], tail: str) -> str:
+    """``INSERT INTO table (columns) SELECT * FROM unnest($1::type[], …) <tail>``: a whole
+    batch as one array per column, one statement whatever its size."""
+    dialect = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]  # untyped ctor
+    arrays = ", ".join(
+        f"${n}::{table.c[name].type.compile(dialect=dialect)}[]"
+        for n, name in enumerate(columns, start=1)
+    )
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {tail}"
+
+
+_POSITION_COLUMNS = tuple(c.name for c in Position.__table__.c if c.name != "id")
+_PG_POSITIONS = (
+    "WITH stored AS ("
+    + _unnest_insert(
+        Position.__table__,
+        _POSITION_COLUMNS,
+        "ON CONFLICT (worker_id, fix_time) DO NOTHING RETURNING 1",
+    )
+    + ") SELECT count(*) FROM stored"
+)
+_LATEST_COLUMNS = ("worker_id", *LATEST_FIELDS)
+_PG_LATEST = _unnest_insert(
+    LatestPosition.__table__,
+    _LATEST_COLUMNS,
+    "ON CONFLICT (worker_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in LATEST_FIELDS),
+)
+
+
+def _columns(rows: list[dict[str, Any]], names: Sequence[str]) -> tuple[list[Any], ...]:
+    return tuple([row[name] for row in rows] for name in names)
+
+
+async def _pg_store_positions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
+    """PostgreSQL: the batch's positions in one statement (SQLAlchemy's executemany would
+    send pages of multi-row VALUES, binding every value of every row separately); returns
+    how many were new."""
+    result = await conn.exec_driver_sql(_PG_POSITIONS, _columns(rows, _POSITION_COLUMNS))
+    return int(result.scalar_one())
+
+
+async def _pg_store_latest(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await conn.exec_driver_sql(_PG_LATEST, _columns(rows, _LATEST_COLUMNS))
 
 
 def _latest_row(change: _Change) -> dict[str, Any]:

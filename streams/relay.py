@@ -43,6 +43,16 @@ class Viewer:
             items.append(self._queue.get_nowait())
         return items
 
+    def flush(self, counters: RelayCounters) -> None:
+        """Drop everything queued; the viewer resumes at the next keyframe."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:  # the end of the stream stays queued
+                self._queue.put_nowait(None)
+                return
+            counters.packets_skipped += 1
+        self.waiting_keyframe = True
+
     def _offer(self, packet: MediaPacket, counters: RelayCounters) -> None:
         if self.closed:
             return

@@ -221,6 +221,12 @@ class SlotTrack(MediaStreamTrack):
         if self.source is not None:
             self.source.request_keyframe()
 
+    def flush(self) -> None:
+        """Drop what is queued for the far end (the source was muted: silence now, not after
+        the backlog a loaded hub may hold); video resumes at a keyframe."""
+        if self._viewer is not None:
+            self._viewer.flush(self._counters.relay)
+
     @property
     def starved(self) -> bool:
         """Waiting for a keyframe (just assigned, or skipped forward after falling behind)."""
@@ -448,7 +454,13 @@ class MediaRoom:
         if source is None:
             return
         source.muted[kind] = muted
-        if not muted and kind == "video":
+        if muted:
+            for peer in self.peers.values():
+                for slot in peer.slots:
+                    track = getattr(slot, kind)
+                    if track is not None and track.source is source:
+                        track.flush()
+        elif kind == "video":
             source.request_keyframe()
 
     # -- cameras -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The media plane's pure parts: the bounded relay (slow viewers skip to the next keyframe,
-late viewers start from the cached GOP), timestamp cleanup, H.264 parameter sets, backoff."""
+"""The media plane's pure parts: the bounded relay (slow and flushed viewers skip to the next
+keyframe, late viewers start from the cached GOP), timestamp cleanup, H.264 parameter sets,
+backoff."""
 
 from __future__ import annotations
 
@@ -32,6 +33,22 @@ def test_slow_viewer_is_skipped_to_the_next_keyframe_and_memory_stays_bounded() 
     first = slow._queue.get_nowait()
     assert first is not None and first.keyframe and first.pts == 20 * 3600
     assert fast._queue.qsize() == 1
+
+
+def test_a_flushed_viewer_drops_its_backlog_and_resumes_at_a_keyframe() -> None:
+    counters = RelayCounters()
+    relay = CameraRelay(counters, max_queue=50, gop_max_packets=100, gop_max_bytes=1 << 20)
+    viewer = relay.attach()
+    for n in range(8):
+        relay.publish(packet(n, keyframe=n == 0))
+    viewer.flush(counters)
+    assert viewer.drain() == [] and counters.packets_skipped == 8
+    relay.publish(packet(8, keyframe=False))  # a delta frame of the dropped GOP: useless
+    relay.publish(packet(9, keyframe=True))
+    assert [p.pts // 3600 for p in viewer.drain() if p] == [9]
+    relay.detach(viewer)
+    viewer.flush(counters)
+    assert viewer.drain() == [None]  # the end of the stream survives a flush
 
 
 def test_late_viewer_starts_with_the_cached_gop() -> None:

@@ -59,6 +59,9 @@ LATEST_FIELDS = (
     "fix_time", "received_at", "lat", "lon", "accuracy_m", "battery_pct", "in_grid",
 )  # fmt: skip
 """The columns of ``latest_positions`` an upsert overwrites."""
+SLICE = 500
+"""Messages validated or planned between two yields to the event loop: a batch of thousands
+must not hold up the loop's other work (WebSockets, room media) for tens of milliseconds."""
 
 
 @dataclass(slots=True)
@@ -163,7 +166,11 @@ class LocationService:
 
     async def ingest(self, batch: Sequence[InboundMessage]) -> None:
         """Validate, store and publish a batch; see hub/locations/ports.py."""
-        parsed = self._parse(batch)
+        parsed: list[tuple[Any, InboundMessage]] = []
+        for start in range(0, len(batch), SLICE):
+            if start:
+                await asyncio.sleep(0)
+            parsed += self._parse(batch[start : start + SLICE])
         if not parsed:
             return
         try:
@@ -171,7 +178,7 @@ class LocationService:
         except Exception as err:
             raise NotReadyError(f"worker registry unavailable: {err}") from err
         async with self._lock:
-            plan = self._plan(parsed)
+            plan = await self._plan(parsed)
             if plan.rows or plan.changes:
                 await self._commit(plan)
                 self._apply(plan)
@@ -201,11 +208,13 @@ class LocationService:
             plan.events.append((online, change.state.grid, change.state.worker_id))
         change.last_seen = max(change.last_seen or 0.0, received_at)
 
-    def _plan(self, parsed: list[tuple[Any, InboundMessage]]) -> _Batch:
+    async def _plan(self, parsed: list[tuple[Any, InboundMessage]]) -> _Batch:
         plan = _Batch()
         seen: set[tuple[str, float]] = set()
         pings: list[tuple[LocationPing, InboundMessage, _Change, LatLon]] = []
-        for item, message in parsed:
+        for count, (item, message) in enumerate(parsed, start=1):
+            if count % SLICE == 0:
+                await asyncio.sleep(0)
             state = self._registry.get(item.worker_id)
             if state is None:
                 self._reject(str(RejectReason.UNKNOWN_WORKER), item.worker_id)
@@ -228,7 +237,9 @@ class LocationService:
             self._seen(plan, change, message.received_at)
             pings.append((item, message, change, point))
         pings.sort(key=lambda p: p[0].fix_time)
-        for ping, message, change, point in pings:
+        for count, (ping, message, change, point) in enumerate(pings, start=1):
+            if count % SLICE == 0:
+                await asyncio.sleep(0)
             self._position(plan, change, ping, message, point)
         return plan
 
@@ -309,7 +320,8 @@ class LocationService:
             for change in plan.changes.values()
             if change.persist_worker
         ]
-        latest = [_latest_row(change) for change in plan.changes.values() if change.newest]
+        # In worker order, so hubs sharing a subscription lock the rows in the same order.
+        latest = [_latest_row(c) for _, c in sorted(plan.changes.items()) if c.newest]
         try:
             async with self._sessions() as session, session.begin():
                 conn = await session.connection()
@@ -412,12 +424,16 @@ def _on_the_globe(point: LatLon) -> bool:
     return -90.0 <= point.lat <= 90.0 and -180.0 <= point.lon <= 180.0
 
 
+_PG_ARRAY = {str: "text[]", float: "float8[]", bool: "boolean[]", int: "bigint[]"}
+"""Array casts without length or precision: a value too long for its column fails the
+insert, as it would bound on its own, instead of being cut short by the cast."""
+
+
 def _unnest_insert(table: FromClause, columns: Sequence[str], tail: str) -> str:
     """``INSERT INTO table (columns) SELECT * FROM unnest($1::type[], …) <tail>``: a whole
     batch as one array per column, one statement whatever its size."""
-    dialect = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]  # untyped ctor
     arrays = ", ".join(
-        f"${n}::{table.c[name].type.compile(dialect=dialect)}[]"
+        f"${n}::{_PG_ARRAY[table.c[name].type.python_type]}"
         for n, name in enumerate(columns, start=1)
     )
     return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {tail}"

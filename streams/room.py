@@ -170,9 +170,12 @@ class Source:
 
     def request_keyframe(self) -> None:
         """Ask the source for a keyframe (rate-limited; cameras and transcoders have none to
-        give: new receivers start from the cached GOP)."""
+        give: new receivers start from the cached GOP; a muted video would be dropped, and
+        unmuting asks anew)."""
         now = time.monotonic()
         if self._pli is None or now - self._pli_at < self._room.config.keyframe_interval:
+            return
+        if self.muted["video"]:
             return
         self._pli_at = now
         if self._pli() is not None:

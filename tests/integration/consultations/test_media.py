@@ -290,6 +290,12 @@ async def test_leave_rejoin_mute_remove_and_end_change_the_media(
 
     # Host mutes the leader's audio: the event says so and the host hears no more of it
     # while the leader's video keeps coming.
+    heard = host.frames_from(leader.name, "audio")
+    await eventually(
+        lambda: host.frames_from(leader.name, "audio") > heard + 25,
+        "the leader is heard",
+        MEDIA_WAIT,
+    )
     await rpc(
         host_ws,
         "consultation.mute",

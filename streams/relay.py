@@ -26,9 +26,11 @@ class RelayCounters:
 class Viewer:
     """One consumer's bounded queue; ``None`` from ``get()`` means the stream has ended."""
 
-    def __init__(self, max_queue: int) -> None:
+    def __init__(self, max_queue: int, *, keep: bool = False) -> None:
         self._queue: asyncio.Queue[MediaPacket | None] = asyncio.Queue(max_queue + 1)
         self._max = max_queue
+        self.keep = keep
+        """Never flushed by :meth:`CameraRelay.flush` (a recording keeps what arrived)."""
         self.waiting_keyframe = True
         self.closed = False
 
@@ -102,9 +104,10 @@ class CameraRelay:
         """Viewers attached now."""
         return len(self._viewers)
 
-    def attach(self) -> Viewer:
-        """A new viewer, primed with the cached GOP when there is one."""
-        viewer = Viewer(self._max_queue)
+    def attach(self, *, keep: bool = False) -> Viewer:
+        """A new viewer, primed with the cached GOP when there is one; ``keep``: one that
+        :meth:`flush` leaves alone."""
+        viewer = Viewer(self._max_queue, keep=keep)
         for packet in self._gop[: self._max_queue]:
             viewer._offer(packet, self.counters)
         self._viewers.add(viewer)
@@ -114,6 +117,13 @@ class CameraRelay:
         """Stop feeding ``viewer``."""
         self._viewers.discard(viewer)
         viewer._close()
+
+    def flush(self) -> None:
+        """Drop what the viewers (but the kept ones) still have queued; they resume at the
+        next keyframe. A muted source goes silent at once, not after the backlog."""
+        for viewer in self._viewers:
+            if not viewer.keep:
+                viewer.flush(self.counters)
 
     def set_info(self, info: StreamInfo) -> None:
         """A (re)connected camera's stream description; the old GOP is useless now."""

@@ -224,12 +224,6 @@ class SlotTrack(MediaStreamTrack):
         if self.source is not None:
             self.source.request_keyframe()
 
-    def flush(self) -> None:
-        """Drop what is queued for the far end (the source was muted: silence now, not after
-        the backlog a loaded hub may hold); video resumes at a keyframe."""
-        if self._viewer is not None:
-            self._viewer.flush(self._counters.relay)
-
     @property
     def starved(self) -> bool:
         """Waiting for a keyframe (just assigned, or skipped forward after falling behind)."""
@@ -458,11 +452,10 @@ class MediaRoom:
             return
         source.muted[kind] = muted
         if muted:
-            for peer in self.peers.values():
-                for slot in peer.slots:
-                    track = getattr(slot, kind)
-                    if track is not None and track.source is source:
-                        track.flush()
+            # Silence now, not after what a loaded hub still holds for the receivers (slot
+            # tracks, SIP legs, a transcoder's input); recordings keep theirs.
+            for relay in {source.relays[kind], source.output(kind)}:
+                relay.flush()
         elif kind == "video":
             source.request_keyframe()
 
@@ -638,7 +631,7 @@ class MediaRoom:
             self._record_seq += 1
             suffix = ".mkv" if kind == "video" else ".mka"
             path = directory / f"{self._record_seq:03d}-{safe}-{kind}{suffix}"
-            recorder = TrackRecorder(source.id, kind, source.relays[kind].attach(), path,
+            recorder = TrackRecorder(source.id, kind, source.relays[kind].attach(keep=True), path,
                                      self._executor)  # fmt: skip
             tasks.append(self._spawn(recorder.run(), f"record {source.id} {kind}"))
 

@@ -51,6 +51,17 @@ def test_a_flushed_viewer_drops_its_backlog_and_resumes_at_a_keyframe() -> None:
     assert viewer.drain() == [None]  # the end of the stream survives a flush
 
 
+def test_a_relay_flush_spares_kept_viewers() -> None:
+    counters = RelayCounters()
+    relay = CameraRelay(counters, max_queue=50, gop_max_packets=100, gop_max_bytes=1 << 20)
+    slot, recording = relay.attach(), relay.attach(keep=True)
+    for n in range(5):
+        relay.publish(packet(n, keyframe=n == 0))
+    relay.flush()
+    assert slot.drain() == [] and slot.waiting_keyframe
+    assert [p.pts // 3600 for p in recording.drain() if p] == [0, 1, 2, 3, 4]
+
+
 def test_late_viewer_starts_with_the_cached_gop() -> None:
     relay = CameraRelay(RelayCounters(), max_queue=50, gop_max_packets=100, gop_max_bytes=1 << 20)
     for n in range(30):

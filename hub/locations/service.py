@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import FromClause, bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from hub.config import LocationSettings
@@ -105,14 +105,16 @@ class LocationService:
         self._relay = relay
         self._settings = settings
         self._counters = counters
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self._store_positions = insert(Position).on_conflict_do_nothing().returning(Position.id)
-        upsert = insert(LatestPosition)
+        self._postgres = dialect == "postgresql"
+        # SQLite's statements; PostgreSQL takes a batch as arrays (_PG_POSITIONS, _PG_LATEST).
+        self._store_positions = (
+            sqlite.insert(Position).on_conflict_do_nothing().returning(Position.id)
+        )
+        upsert = sqlite.insert(LatestPosition)
         self._store_latest = upsert.on_conflict_do_update(
             index_elements=[LatestPosition.worker_id],
             set_={name: upsert.excluded[name] for name in LATEST_FIELDS},
         )
-        self._postgres = dialect == "postgresql"
         self._store_workers = (
             update(Worker)
             .where(Worker.id == bindparam("b_id"))

@@ -60,11 +60,8 @@ class Viewer:
             return
         if self._queue.qsize() >= self._max:
             # Behind by a whole queue: drop what is queued and resume at the next keyframe.
-            while not self._queue.empty():
-                self._queue.get_nowait()
-                counters.packets_skipped += 1
+            self.flush(counters)
             counters.viewers_skipped += 1
-            self.waiting_keyframe = True
         if self.waiting_keyframe:
             if not packet.keyframe:
                 counters.packets_skipped += 1

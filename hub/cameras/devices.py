@@ -19,6 +19,9 @@ log = structlog.get_logger(__name__)
 GB28181_SCHEME = "gb28181"
 IN_CHUNK = 500
 """Ids per ``IN (…)`` query (SQLite allows 999 bound parameters)."""
+FLUSH_EVERY = 50
+"""Channels an import builds before it flushes them: building and flushing a large catalog's
+rows in one go would hold the event loop for hundreds of milliseconds."""
 NAME_MAX = 100
 ADDRESS_MAX = 200
 
@@ -178,7 +181,9 @@ class VideoDeviceStore:
                     select(Camera).where(Camera.id.in_(ids[start : start + IN_CHUNK]))
                 )
                 cameras.update({c.id: c for c in found})
-            for spec, camera_id in zip(channels, ids, strict=True):
+            for n, (spec, camera_id) in enumerate(zip(channels, ids, strict=True)):
+                if n and n % FLUSH_EVERY == 0:
+                    await session.flush()  # the loop serves others between parts
                 org = spec.org
                 if org not in orgs:
                     org, unplaced = fallback_org, unplaced + 1

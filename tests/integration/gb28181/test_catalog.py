@@ -3,6 +3,8 @@ orgs their CivilCodes map to; the REST API lists the device and its channels."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 from sqlalchemy import func, select
@@ -53,13 +55,21 @@ async def test_a_catalog_of_300_channels_in_several_messages_is_imported_whole(
         assert camera.source_url == f"gb28181://{NVR}/{channel_id}"
 
     headers = {"Authorization": f"Bearer {token('admin', 'd01', ['admin'])}"}
-    async with (
-        aiohttp.ClientSession(headers=headers) as http,
-        http.get(f"{gb_hub.url}/api/v1/video-devices/{NVR}") as resp,
-    ):
-        assert resp.status == 200
-        body = await resp.json()
-    assert body["status"] == "online" and body["registered"] is True
+    body: dict[str, Any] = {}
+
+    async def online() -> bool:
+        async with (
+            aiohttp.ClientSession(headers=headers) as http,
+            http.get(f"{gb_hub.url}/api/v1/video-devices/{NVR}") as resp,
+        ):
+            assert resp.status == 200
+            body.update(await resp.json())
+        return bool(body["status"] == "online")
+
+    # A loaded machine can stall the keepalives past the supervision while the import
+    # runs; the device is then marked offline and comes back with its next keepalive.
+    await eventually(online, "the device reported online after the import")
+    assert body["registered"] is True
     assert body["transport"] == transport and body["last_keepalive_at"]
     assert body["channel_count"] == 300
     assert [c["channel_id"] for c in body["channels"]] == sorted(c[0] for c in sent)

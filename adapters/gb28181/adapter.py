@@ -317,6 +317,9 @@ class Gb28181Adapter:
             device.online = True
             log.info("GB/T 28181 device online again", device_id=device.id)
             self.tasks.spawn(self._back_online(device), name="gb28181 device online")
+            if device.catalog_due:  # its last sync found it silent (a first one, maybe)
+                device.catalog_due = False
+                self.catalog.schedule(device, at_once=True)
         elif now - device.keepalive_written >= self.settings.keepalive_interval / 2:
             device.keepalive_written = now
             self.tasks.spawn(

@@ -62,9 +62,13 @@ class CatalogSync:
         """Query one device's catalog and import it; None when it failed (logged)."""
         adapter = self.adapter
         device = adapter.devices.get(device_id)
-        if device is None or not device.online:
+        if device is None:
             return None
         bump = adapter.counters.bump
+        if not device.online:  # silent past the supervision: the query would go unanswered
+            device.catalog_due = True
+            bump(adapter.counters.catalog_syncs, "offline")
+            return None
         sn = adapter.requests.sn()
         assembler = CatalogAssembler(device_id, sn, adapter.settings.max_channels_per_device)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -25,6 +25,8 @@ class LiveDevice:
     online: bool = True
     keepalive_written: float = 0.0
     """Monotonic time its last keepalive was stored (writes are throttled)."""
+    catalog_due: bool = False
+    """A catalog sync found it offline: ask again as soon as it is heard from."""
 
     def heard(self, peer: Peer) -> None:
         """It sent something: remember when and from where (NAT may have moved it)."""
@@ -46,6 +48,7 @@ class Gb28181Counters:
     invites: dict[str, int] = field(default_factory=dict)
     """INVITEs by outcome: ok, refused, timeout."""
     catalog_syncs: dict[str, int] = field(default_factory=dict)
+    """By outcome: ok, partial, timeout, refused, offline (skipped: the device was silent)."""
     alarms: int = 0
     ptz_commands: int = 0
 

@@ -82,6 +82,7 @@ async def test_a_street_dispatcher_sees_the_device_with_only_the_streets_channel
     sent = channels(4)  # two in d01.s01, two in d01.s02
     nvr = await devices(device_id=NVR, channels=sent)
     assert await nvr.register() == 200
+    nvr.start_keepalives(0.2)
 
     async def imported() -> bool:
         row = await gb_hub.hub.video_devices.device(NVR)  # type: ignore[union-attr]

@@ -8,6 +8,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from adapters.gb28181 import catalog
 from tests.conftest import RunningHub
 from tests.integration.gb28181.conftest import (
     DEVICE_PASSWORD,
@@ -49,6 +50,7 @@ async def test_keepalives_keep_a_device_online_and_silence_takes_it_offline_and_
 ) -> None:
     device = await devices(transport=transport)
     assert await device.register() == 200
+    device.start_keepalives(0.2)  # online until its channels are in
     row = await device_row(gb_hub, DEVICE)
     assert row is not None and row.status == "online" and row.transport == transport
     camera_id = f"{DEVICE}_{DEFAULT_CHANNELS[0][0]}"
@@ -57,6 +59,7 @@ async def test_keepalives_keep_a_device_online_and_silence_takes_it_offline_and_
         return await gb_hub.hub.cameras.get(camera_id) is not None  # type: ignore[union-attr]
 
     await eventually(catalog_imported, "the catalog import after registration")
+    await device.stop_keepalives()
 
     for _ in range(8):  # a device's pace: 1.6 s in all, past the 1.5 s of allowed silence
         assert await device.keepalive() == 200
@@ -124,3 +127,31 @@ async def test_metrics_count_registrations_keepalives_and_refusals(
         "hub_gb28181_ssrc_mismatches_total 0.0",
     ):
         assert line in text, line
+
+
+async def test_a_device_silent_at_its_first_catalog_query_is_asked_when_heard_again(
+    gb_hub: RunningHub, devices: DeviceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first query waits past the supervision (1.5 s of silence, checked each second).
+    monkeypatch.setattr(catalog, "FIRST_SYNC_DELAY", 3.0)
+    device = await devices()
+    adapter = gb_hub.hub.gb28181
+    assert adapter is not None
+    assert await device.register() == 200
+
+    async def skipped() -> bool:
+        return adapter.counters.catalog_syncs.get("offline") == 1
+
+    await eventually(skipped, "the first catalog sync skipped: the device went silent")
+    row = await device_row(gb_hub, DEVICE)
+    assert row is not None and row.status == "offline"
+    assert device.catalog_queries == 0
+
+    device.start_keepalives(0.2)  # back, and staying
+    camera_id = f"{DEVICE}_{DEFAULT_CHANNELS[0][0]}"
+
+    async def imported() -> bool:
+        return await gb_hub.hub.cameras.get(camera_id) is not None  # type: ignore[union-attr]
+
+    await eventually(imported, "the catalog asked for once the device was heard again")
+    assert device.catalog_queries == 1

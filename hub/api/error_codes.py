@@ -200,7 +200,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "camera.ptz_failed": ErrorCode(502, "The camera refused the PTZ request or answered badly."),
     "video_device.not_found": ErrorCode(404, "No such video device (or not in your subtree)."),
-    "video_device.offline": ErrorCode(409, "The video device is not registered to the hub now."),
+    "video_device.offline": ErrorCode(
+        409, "The video device is not registered to the hub now, or is silent (no keepalives)."
+    ),
     "video_device.no_answer": ErrorCode(504, "The video device did not answer the catalog query."),
     "camera.ptz_preset_not_found": ErrorCode(404, "The camera has no preset with this token."),
     "camera.ptz_rate_limited": ErrorCode(

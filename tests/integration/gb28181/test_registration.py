@@ -19,6 +19,7 @@ from tests.integration.gb28181.conftest import (
     eventually,
 )
 from tests.support.gb_device import DEFAULT_CHANNELS
+from tests.support.hubs import token
 
 DEVICE = "34020000001320000001"
 
@@ -146,6 +147,14 @@ async def test_a_device_silent_at_its_first_catalog_query_is_asked_when_heard_ag
     row = await device_row(gb_hub, DEVICE)
     assert row is not None and row.status == "offline"
     assert device.catalog_queries == 0
+    admin = {"Authorization": f"Bearer {token('admin', 'd01', ['admin'])}"}
+    async with (
+        aiohttp.ClientSession(headers=admin) as http,
+        http.post(f"{gb_hub.url}/api/v1/video-devices/{DEVICE}/catalog") as resp,
+    ):
+        assert resp.status == 409
+        body = await resp.json()
+    assert body["error"]["code"] == "video_device.offline" and "silent" in body["error"]["message"]
 
     device.start_keepalives(0.2)  # back, and staying
     camera_id = f"{DEVICE}_{DEFAULT_CHANNELS[0][0]}"

@@ -65,14 +65,19 @@ def gb_settings(**overrides: Any) -> dict[str, Any]:
 
 
 async def start_gb_hub(
-    backend: Backend, tmp_path: Path, *, consultations: dict[str, Any] | None = None, **gb: Any
+    backend: Backend,
+    tmp_path: Path,
+    *,
+    consultations: dict[str, Any] | None = None,
+    media: dict[str, Any] | None = None,
+    **gb: Any,
 ) -> RunningHub:
-    """A hub with GB/T 28181 on (``gb`` over the test settings)."""
+    """A hub with GB/T 28181 on (``gb`` over the test settings, ``media`` over MEDIA)."""
     return await start_hub(
         backend_settings(
             backend,
             cases={"attachments_dir": tmp_path / "attachments"},
-            media=MEDIA,
+            media={**MEDIA, **(media or {})},
             gb28181=gb_settings(**gb),
             consultations={"recordings_dir": tmp_path / "rooms", **(consultations or {})},
         )

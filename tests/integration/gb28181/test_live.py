@@ -45,7 +45,12 @@ async def _device(running: RunningHub, clip: Path) -> AsyncIterator[GbDevice]:
 async def test_whep_viewers_watch_a_channel_through_one_invite_and_the_last_one_leaving_hangs_up(
     sqlite_backend: Backend, tmp_path: Path, numbered_clip: Path, media_transport: str
 ) -> None:
-    running = await start_gb_hub(sqlite_backend, tmp_path, media_transport=media_transport)
+    # Ten viewers decode in this process, alongside the hub and the device: on a slow
+    # machine that can starve the loop past the tests' 2 s read timeout, which is not
+    # what this test is about.
+    running = await start_gb_hub(
+        sqlite_backend, tmp_path, media={"read_timeout": 8.0}, media_transport=media_transport
+    )
     viewers: list[WhepViewer] = []
     try:
         async for device in _device(running, numbered_clip):

@@ -157,3 +157,17 @@ async def test_two_concurrent_actions_on_one_case_run_one_after_the_other(api: A
     detail = (await api.as_(COMMUNITY.token).get(f"/api/v1/cases/{cid}")).body
     assert [e["action"] for e in detail["timeline"]] == ["report", "register"]
     assert detail["version"] == 2
+
+
+async def test_reports_arriving_together_get_unique_consecutive_numbers_and_each_its_record(
+    api: Api,
+) -> None:
+    # Enough at once to be written as several batches, which on PostgreSQL overlap.
+    cases = await asyncio.gather(*(report(api, title=f"同时上报 {n}") for n in range(80)))
+    serials = sorted(int(case["number"].rsplit("-", 1)[1]) for case in cases)
+    assert serials == list(range(serials[0], serials[0] + 80))
+    assert len({case["id"] for case in cases}) == 80
+    for case in cases[::16]:
+        detail = (await api.as_(COMMUNITY.token).get(f"/api/v1/cases/{case['id']}")).body
+        assert detail["number"] == case["number"]
+        assert [e["action"] for e in detail["timeline"]] == ["report"]

@@ -183,10 +183,10 @@ async def post_catalog(request: web.Request) -> web.Response:
     if adapter is None or live is None:
         raise HubError("video_device.offline", f"device {row.id} is not registered now", 409)
     result = await adapter.catalog.sync(row.id)
-    if result is None and not live.online:
-        raise HubError("video_device.offline", f"device {row.id} is silent (no keepalives); "
-                       "its catalog is asked for when it is heard again", 409)  # fmt: skip
     if result is None:
+        if not live.online:
+            raise HubError("video_device.offline", f"device {row.id} is silent (no keepalives); "
+                           "its catalog is asked for when it is heard again", 409)  # fmt: skip
         raise HubError("video_device.no_answer", f"device {row.id} sent no catalog", 504)
     return json_reply(CatalogResult(added=result.added, updated=result.updated,
                                     unplaced=result.unplaced))  # fmt: skip

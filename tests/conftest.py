@@ -110,7 +110,7 @@ TEST_TABLES = (
     "consultation_recordings", "consultation_participants", "consultations",
     "video_channels", "video_devices",
 )  # fmt: skip
-"""The tables a test may fill; the rest (org tree, users, categories) is migration data."""
+"""The tables a test may fill; the other two (org_nodes, users) hold migration data."""
 
 
 async def _truncate(url: str) -> None:

@@ -76,6 +76,8 @@ class Gb28181Adapter:
         self.registry = registry
         self.tasks = tasks
         self.counters = Gb28181Counters()
+        self.sweeps = 0
+        """Device supervision sweeps done (each one's status writes included)."""
         self.devices = DeviceTable()
         self.transport = SipTransport(
             settings.host,
@@ -450,8 +452,22 @@ class Gb28181Adapter:
         settings = self.settings
         silence = settings.keepalive_interval * settings.keepalive_misses
         while True:
+            asleep = time.monotonic()
             await asyncio.sleep(WATCH_INTERVAL)
             now = time.monotonic()
+            stalled = now - asleep - WATCH_INTERVAL  # how late the loop woke this task
+            if stalled > WATCH_INTERVAL:
+                # The hub itself did not run (a blocked loop, a suspended VM): keepalives
+                # and REGISTERs sent meanwhile still wait in the sockets, and a datagram
+                # socket hands over one per turn of the loop. Silence the hub could not
+                # hear is not the devices' fault: move their deadlines by the stall.
+                self.counters.supervision_stalls += 1
+                log.warning("device supervision stalled", seconds=round(stalled, 1))
+                for device in self.devices.all():
+                    device.last_seen += stalled
+                    device.expires_at += stalled
+                self.sweeps += 1
+                continue
             for device in self.devices.all():
                 if now >= device.expires_at:
                     self.devices.remove(device.id)
@@ -466,6 +482,7 @@ class Gb28181Adapter:
                         device.id, False,
                         f"no keepalive for {settings.keepalive_misses} intervals",
                     )  # fmt: skip
+            self.sweeps += 1
 
 
 def _expires(request: SipRequest) -> int:

@@ -51,6 +51,9 @@ class Gb28181Counters:
     """By outcome: ok, partial, timeout, refused, offline (skipped: the device was silent)."""
     alarms: int = 0
     ptz_commands: int = 0
+    supervision_stalls: int = 0
+    """Sweeps of device supervision that found the hub had not run for a while (deadlines
+    moved by the stall rather than devices marked offline)."""
 
     bump = staticmethod(count)
 

@@ -4,6 +4,7 @@ they stop (their channels' cameras with them), and come back."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 import pytest
@@ -90,6 +91,39 @@ async def test_keepalives_keep_a_device_online_and_silence_takes_it_offline_and_
 
     await eventually(online_again, "the device and its camera back online")
     assert await camera_events(gb_hub, "camera.online", camera_id) >= 1
+
+
+async def test_a_stalled_hub_does_not_take_its_devices_offline(
+    gb_hub: RunningHub, devices: DeviceFactory
+) -> None:
+    device = await devices()
+    assert await device.register() == 200
+    device.start_keepalives(0.2)
+    adapter = gb_hub.hub.gb28181
+    assert adapter is not None
+    camera_id = f"{DEVICE}_{DEFAULT_CHANNELS[0][0]}"
+
+    async def catalog_imported() -> bool:
+        return await gb_hub.hub.cameras.get(camera_id) is not None  # type: ignore[union-attr]
+
+    await eventually(catalog_imported, "the catalog import after registration")
+    before = await device_row(gb_hub, DEVICE)
+    assert before is not None and before.status == "online"
+    sweeps = adapter.sweeps
+
+    # The stimulus, not a wait: the hub's loop (and the device's, the same one) blocked for
+    # longer than the allowed silence (3 × 0.5 s), as on a starved or suspended machine.
+    time.sleep(2.5)  # noqa: ASYNC251  (the stall under test)
+
+    async def two_sweeps_after_the_stall() -> bool:
+        return adapter.sweeps >= sweeps + 2
+
+    await eventually(two_sweeps_after_the_stall, "two supervision sweeps after the stall")
+    assert adapter.counters.supervision_stalls == 1
+    after = await device_row(gb_hub, DEVICE)
+    assert after is not None and after.status == "online"
+    assert after.status_changed_at == before.status_changed_at  # never marked offline
+    assert await camera_events(gb_hub, "camera.offline", camera_id) == 0
 
 
 async def test_expires_zero_unregisters(gb_hub: RunningHub, devices: DeviceFactory) -> None:

@@ -3,9 +3,10 @@ answer on a million cases (PostgreSQL).
 
     python -m tests.bench.cases [--cases 20000] [--concurrency 32] [--stats-cases 1000000]
                                 [--runs 7] [--only create,stats] [--backends postgres,sqlite]
+                                [--client raw|aiohttp]
 
-(a) ``hub serve`` on a fresh database; C concurrent aiohttp clients POST ``--cases``
-reports to ``/api/v1/cases`` (127.0.0.1 only). Peer, in the same run and on the same
+(a) ``hub serve`` on a fresh database; C keep-alive connections (``http_load.py``) POST
+``--cases`` reports to ``/api/v1/cases`` (127.0.0.1 only). Peer, in the same run and on the same
 database: the same rows as a bare ``INSERT`` through SQLAlchemy Core from one process
 with the same concurrency (one transaction per row; no HTTP, no numbering, no timeline,
 no outbox).
@@ -47,6 +48,7 @@ from tests.bench.cases_data import (
     naive_stats,
     report_bodies,
 )
+from tests.bench.http_load import post_request, send_all
 from tests.bench.machine import busy_processes
 from tests.support.hubs import HubProcess, hub_process, make_settings, settings_env, token
 
@@ -88,8 +90,21 @@ def hub_env(url: str, tmp: Path) -> dict[str, str]:
     return env
 
 
-async def post_all(hub: HubProcess, bodies: list[dict[str, Any]], concurrency: int) -> Counter[int]:
-    """POST every body with ``concurrency`` clients; the count of each status."""
+async def post_all(
+    hub: HubProcess, bodies: list[dict[str, Any]], concurrency: int, client: str
+) -> Counter[int]:
+    """POST every body with ``concurrency`` clients; the count of each status. ``client``
+    ``raw`` is the lean load generator (bodies encoded before the clock starts), ``aiohttp``
+    an aiohttp ClientSession."""
+    if client == "raw":
+        auth = {"Authorization": f"Bearer {token(*REPORTER)}"}
+        requests = [
+            post_request("127.0.0.1", hub.port, "/api/v1/cases", json.dumps(b).encode(), auth)
+            for b in bodies
+        ]
+        return await send_all(
+            "127.0.0.1", hub.port, requests, concurrency, REQUEST_TIMEOUT.total or 120
+        )
     statuses: Counter[int] = Counter()
     queue = iter(bodies)
     headers = {"Authorization": f"Bearer {token(*REPORTER)}"}
@@ -98,13 +113,13 @@ async def post_all(hub: HubProcess, bodies: list[dict[str, Any]], concurrency: i
 
     async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as http:
 
-        async def client() -> None:
+        async def poster() -> None:
             for body in queue:
                 async with http.post(url, json=body, headers=headers) as resp:
                     await resp.read()
                     statuses[resp.status] += 1
 
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        await asyncio.gather(*(poster() for _ in range(concurrency)))
     return statuses
 
 
@@ -142,24 +157,26 @@ async def bare_inserts(url: str, bodies: list[dict[str, Any]], concurrency: int)
 
 
 async def run_create(
-    name: str, url: str, count: int, concurrency: int, tmp: Path
+    name: str, url: str, count: int, concurrency: int, client: str, tmp: Path
 ) -> dict[str, Any]:
     """Cases/s through the hub and through the bare peer on one database."""
     bodies = report_bodies(WARM_UP + count)
     with hub_process(hub_env(url, tmp), tmp) as hub:
         hub.start()
         await hub.wait_ready()
-        await post_all(hub, bodies[:WARM_UP], concurrency)
+        await post_all(hub, bodies[:WARM_UP], concurrency, client)
         assert hub.proc is not None
-        process = psutil.Process(hub.proc.pid)
-        cpu_before = sum(process.cpu_times()[:2])
+        process, me = psutil.Process(hub.proc.pid), psutil.Process()
+        cpu_before, my_before = sum(process.cpu_times()[:2]), sum(me.cpu_times()[:2])
         started = time.perf_counter()
-        statuses = await post_all(hub, bodies[WARM_UP:], concurrency)
+        statuses = await post_all(hub, bodies[WARM_UP:], concurrency, client)
         hub_s = time.perf_counter() - started
         hub_cpu = sum(process.cpu_times()[:2]) - cpu_before
+        load_cpu = sum(me.cpu_times()[:2]) - my_before
     peer_s = await bare_inserts(url, bodies[WARM_UP:], concurrency)
     result: dict[str, Any] = {
-        "backend": name, "cases": count, "concurrency": concurrency,
+        "backend": name, "cases": count, "concurrency": concurrency, "client": client,
+        "load_cpu_percent": 100 * load_cpu / hub_s,
         "statuses": {str(k): v for k, v in statuses.items()},
         "hub_per_s": statuses[201] / hub_s, "peer_per_s": count / peer_s,
         "hub_cpu_s": hub_cpu, "hub_per_cpu_s": statuses[201] / hub_cpu if hub_cpu else None,
@@ -265,16 +282,17 @@ def print_tables(creates: list[dict[str, Any]], stats: dict[str, Any] | None) ->
         print("\nCase creation (POST /api/v1/cases) vs bare SQLAlchemy Core INSERT:")
         print(
             "| backend  | cases  | conc | hub cases/s | peer cases/s | hub/peer | hub CPU % "
-            "| non-201 |"
+            "| load gen CPU % | non-201 |"
         )
         print("|----------|--------|------|-------------|--------------|----------|-----------"
-              "|---------|")  # fmt: skip
+              "|----------------|---------|")  # fmt: skip
         for r in creates:
             bad = sum(v for k, v in r["statuses"].items() if k != "201")
             cpu = 100 * r["hub_cpu_s"] * r["hub_per_s"] / max(1, r["statuses"].get("201", 0))
             print(f"| {r['backend']:<8} | {r['cases']:6} | {r['concurrency']:4} "
                   f"| {r['hub_per_s']:11,.0f} | {r['peer_per_s']:12,.0f} "
-                  f"| {r['ratio']:7.2f}× | {cpu:9.0f} | {bad:7} |")  # fmt: skip
+                  f"| {r['ratio']:7.2f}× | {cpu:9.0f} "
+                  f"| {r['load_cpu_percent']:9.0f} ({r['client'][:3]}) | {bad:7} |")  # fmt: skip
     if stats:
         print(f"\nStatistics answer on {stats['cases']:,} cases (PostgreSQL, d01, level street):")
         print("| how                                   | p50 ms | max ms | runs |")
@@ -321,12 +339,16 @@ async def main(args: argparse.Namespace) -> None:
                     url = f"sqlite+aiosqlite:///{tmp / 'cases.db'}"
                     await asyncio.to_thread(upgrade, url)
                     creates.append(
-                        await run_create("sqlite", url, args.cases, args.concurrency, tmp)
+                        await run_create(
+                            "sqlite", url, args.cases, args.concurrency, args.client, tmp
+                        )
                     )
                 else:
                     async with postgres_database("hub_case_create") as url:
                         creates.append(
-                            await run_create("postgres", url, args.cases, args.concurrency, tmp)
+                            await run_create(
+                                "postgres", url, args.cases, args.concurrency, args.client, tmp
+                            )
                         )
         if "stats" in only:
             stats = await run_stats(args.stats_cases, args.runs, tmp)
@@ -342,6 +364,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=20_000, help="cases POSTed per backend")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent HTTP clients")
+    parser.add_argument(
+        "--client", choices=("raw", "aiohttp"), default="raw",
+        help="load generator: the lean raw HTTP/1.1 client or an aiohttp ClientSession",
+    )  # fmt: skip
     parser.add_argument("--stats-cases", type=int, default=1_000_000, help="generated cases")
     parser.add_argument("--runs", type=int, default=7, help="timed statistics answers")
     parser.add_argument("--only", default="create,stats", help="parts, comma-separated")
